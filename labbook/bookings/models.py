@@ -1,0 +1,1 @@
+"""Booking models: added by the booking-engine issue (bookings, outages, qualifications)."""
