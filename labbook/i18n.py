@@ -2,7 +2,7 @@
 anonymous visitors, then the browser's Accept-Language."""
 from __future__ import annotations
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, has_request_context, request
 from flask_login import current_user
 
 from labbook.extensions import babel
@@ -22,6 +22,8 @@ def normalize_locale(value: str | None) -> str | None:
 
 
 def select_locale() -> str:
+    if not has_request_context():  # CLI, scheduler: messages in the default locale
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     if current_user and current_user.is_authenticated:
         return current_user.locale
     chosen = normalize_locale(request.cookies.get(LANG_COOKIE))
