@@ -128,7 +128,7 @@ def _resolve_fields(ids: Any, errors: _Errors) -> list[ResearchField] | None:
 
 
 def _check_references(
-    actor: User, values: dict[str, Any], errors: _Errors, current: Instrument | None
+    actor: User | None, values: dict[str, Any], errors: _Errors, current: Instrument | None
 ) -> tuple[Facility | None, list[ResearchField] | None]:
     facility = None
     if "facility_id" in values:
@@ -156,14 +156,15 @@ def _policy_defaults() -> dict[str, Any]:
 
 
 def validate_instrument(
-    actor: User, values: dict[str, Any], current: Instrument | None = None
+    actor: User | None, values: dict[str, Any], current: Instrument | None = None
 ) -> tuple[Facility | None, list[ResearchField] | None]:
-    """Check ``values`` (already typed: ints, bools, strings, lists of ids).
+    """Check ``values`` (already typed: ints, bools, strings, lists of ids). ``actor`` is
+    None for trusted system callers (the CLI import, demo data), which skip the scope check.
 
     :raises ValidationError: listing every bad field at once.
     :raises Forbidden: when ``actor`` does not manage the target facility.
     """
-    if current is not None and not actor.manages_facility(current.facility_id):
+    if current is not None and actor is not None and not actor.manages_facility(current.facility_id):
         raise Forbidden(_("Only managers of this facility can change its instruments."))
     unknown = set(values) - set(EDITABLE)
     errors = _Errors()
@@ -179,7 +180,7 @@ def validate_instrument(
     _check_policy_coherence(merged, errors)
     errors.raise_if_any(_("The instrument could not be saved."))
     target = facility if facility is not None else (current.facility if current else None)
-    if target is None or not actor.manages_facility(target):
+    if actor is not None and (target is None or not actor.manages_facility(target)):
         raise Forbidden(_("Only managers of this facility can change its instruments."))
     return facility, fields
 
@@ -195,7 +196,7 @@ def _apply(instrument: Instrument, values: dict[str, Any], fields: list[Research
         instrument.fields = fields
 
 
-def create_instrument(actor: User, values: dict[str, Any]) -> Instrument:
+def create_instrument(actor: User | None, values: dict[str, Any]) -> Instrument:
     """Create an instrument in a facility ``actor`` manages.
 
     :raises ValidationError: on bad or incoherent values.
