@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, g, has_app_context
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import orm as sa_orm
@@ -70,12 +70,28 @@ def _pg_skip_reason() -> str | None:
     return None
 
 
+class FreshGlobalsClient(FlaskClient):
+    """Each request starts with an empty ``g``, as in production.
+
+    The ``app`` fixture keeps one app context pushed for the whole test (the rolled-back
+    session lives in it) and Flask reuses a pushed context for requests, so without this
+    Flask-Login's user, Flask-WTF's CSRF token and Flask-Babel's locale would leak from one
+    request (or one client) to the next.
+    """
+
+    def open(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if has_app_context():
+            g.__dict__.clear()
+        return super().open(*args, **kwargs)
+
+
 def make_test_app(url: str, **overrides: object) -> Flask:
     class _Config(TestConfig):
         SQLALCHEMY_DATABASE_URI = url
 
     app = create_app(_Config)
     app.config.update(overrides)
+    app.test_client_class = FreshGlobalsClient
     return app
 
 
@@ -143,6 +159,17 @@ def app(backend: tuple[str, str]) -> Iterator[Flask]:
 @pytest.fixture
 def backend_name(backend: tuple[str, str]) -> str:
     return backend[0]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    """Say once, clearly, why tests were skipped (instead of one line per test)."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    for reason, count in sorted(reasons.items()):
+        terminalreporter.write_line(f"SKIPPED {count} test(s): {reason}", yellow=True)
 
 
 @pytest.fixture

@@ -81,8 +81,10 @@ def make_facility(platform: Platform | None = None, **kw: Any) -> Facility:
 def make_instrument(facility: Facility | None = None, **kw: Any) -> Instrument:
     n = _n()
     fields = kw.pop("fields", None)
+    fields = list(fields) if fields is not None else [make_field()]
+    facility = facility or make_facility()
     instrument = Instrument(
-        facility=facility or make_facility(),
+        facility=facility,
         name=kw.pop("name", f"Instrument {n}"),
         asset_code=kw.pop("asset_code", f"ASSET-{n:05d}"),
         category=kw.pop("category", "SEM"),
@@ -92,7 +94,7 @@ def make_instrument(facility: Facility | None = None, **kw: Any) -> Instrument:
         description=kw.pop("description", ""),
         **kw,
     )
-    instrument.fields = list(fields) if fields is not None else [make_field()]
+    instrument.fields = fields
     db.session.add(instrument)
     db.session.flush()
     return instrument
