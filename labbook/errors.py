@@ -101,8 +101,14 @@ def handle_labbook_error(error: LabbookError) -> Any:
 def handle_http_exception(error: HTTPException) -> Any:
     status = error.code or 500
     if wants_json():
-        return json_error(status, HTTP_CODES.get(status, "error"), error.description or "")
-    return _html_error(status, error.description or "")
+        response = json_error(status, HTTP_CODES.get(status, "error"), error.description or "")
+    else:
+        body, _status = _html_error(status, error.description or "")
+        response = Response(body, status=status, mimetype="text/html")
+    for name, value in error.get_headers():
+        if name.lower() == "allow":  # RFC 9110: a 405 names the allowed methods
+            response.headers[name] = value
+    return response
 
 
 def handle_csrf_error(error: CSRFError) -> Any:

@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 
 from labbook import audit
 from labbook.auth.models import User
+from labbook.db import now_utc
 from labbook.errors import Forbidden, ValidationError
 from labbook.extensions import db
 from labbook.instruments.models import (
@@ -116,6 +117,9 @@ def _resolve_fields(ids: Any, errors: _Errors) -> list[ResearchField] | None:
     ):
         errors.add("field_ids", _("Must be a list of research field ids."))
         return None
+    if not ids:
+        errors.add("field_ids", _("Choose at least one research field."))
+        return None
     found = db.session.scalars(
         sa.select(ResearchField).where(ResearchField.id.in_(set(ids)))
     ).all()
@@ -172,8 +176,10 @@ def validate_instrument(
         errors.add(name, _("Unknown field."))
     _check_text(values, errors, creating=current is None)
     _check_numbers(values, errors)
-    if current is None and "facility_id" not in values:
-        errors.add("facility_id", _("This field is required."))
+    if current is None:
+        for name in ("facility_id", "field_ids"):
+            if name not in values:
+                errors.add(name, _("This field is required."))
     facility, fields = _check_references(actor, values, errors, current)
     merged = {**(_policy_defaults() if current is None else
                  {n: getattr(current, n) for n in POLICY_FIELDS}), **values}
@@ -221,9 +227,11 @@ def update_instrument(actor: User, instrument: Instrument, values: dict[str, Any
     _, fields = validate_instrument(actor, values, current=instrument)
     before = audit.snapshot(instrument, AUDITED)
     _apply(instrument, values, fields)
-    db.session.flush()
     after = audit.snapshot(instrument, AUDITED)
     changed = {k for k in after if after[k] != before[k]}
+    if changed:
+        instrument.updated_at = now_utc()  # also when only the field links changed
+    db.session.flush()
     if changed:
         audit.record(
             actor,
@@ -245,18 +253,12 @@ def search_instruments(
 ) -> sa.Select:
     """The catalog query with filters; the UI and the API page over it."""
     stmt = sa.select(Instrument).join(Instrument.facility)
-    if query:
-        like = f"%{query.strip().lower()}%"
-        stmt = stmt.where(
-            sa.or_(
-                sa.func.lower(Instrument.name).like(like),
-                sa.func.lower(Instrument.asset_code).like(like),
-                sa.func.lower(Instrument.category).like(like),
-                sa.func.lower(Instrument.make).like(like),
-                sa.func.lower(Instrument.model).like(like),
-                sa.func.lower(Instrument.description).like(like),
-            )
-        )
+    if query and query.strip():
+        escaped = query.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = f"%{escaped}%"
+        columns = (Instrument.name, Instrument.asset_code, Instrument.category, Instrument.make,
+                   Instrument.model, Instrument.description)
+        stmt = stmt.where(sa.or_(*(sa.func.lower(c).like(like, escape="\\") for c in columns)))
     if field_id is not None:
         stmt = stmt.where(Instrument.fields.any(ResearchField.id == field_id))
     if platform_id is not None:

@@ -277,3 +277,8 @@ def test_error_pages_show_no_traceback(backend):
     assert response.status_code == 500
     text = response.get_data(as_text=True)
     assert "secret internals" not in text and "Traceback" not in text
+
+
+def test_method_not_allowed_names_allowed_methods(client, api_token, app):
+    html = client.get("/logout")
+    assert html.status_code == 405 and "POST" in html.headers["Allow"]

@@ -117,3 +117,30 @@ def test_search_filters_combine(app):
     assert found == [a]
     down = db.session.scalars(services.search_instruments(status="down", field_id=bio.id)).all()
     assert [i.name for i in down] == ["Nikon A1"]
+
+
+@pytest.mark.parametrize("query", ["%", "_", "\\"])
+def test_search_treats_wildcards_literally(app, query):
+    factories.make_instrument(name="Plain name")
+    literal = factories.make_instrument(name=f"Odd {query} name")
+    assert db.session.scalars(services.search_instruments(query=query)).all() == [literal]
+
+
+def test_create_instrument_requires_a_research_field(app):
+    facility = factories.make_facility()
+    admin = factories.make_user(roles=("admin",))
+    for values in ({}, {"field_ids": []}):
+        with pytest.raises(ValidationError) as info:
+            services.create_instrument(admin, {**_values(facility, factories.make_field()), **values}
+                                       if values else {k: v for k, v in _values(
+                                           facility, factories.make_field()).items() if k != "field_ids"})
+        assert "field_ids" in info.value.fields
+
+
+def test_changing_only_fields_bumps_updated_at(app):
+    instrument = factories.make_instrument()
+    admin = factories.make_user(roles=("admin",))
+    before = instrument.updated_at
+    other = factories.make_field()
+    services.update_instrument(admin, instrument, {"field_ids": [other.id]})
+    assert instrument.updated_at > before
