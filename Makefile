@@ -32,7 +32,7 @@ run: setup
 	$(FLASK) seed-demo --if-empty
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
-test: setup
+test: setup lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: setup
@@ -44,7 +44,7 @@ messages: $(STAMP)
 	$(VENV)/bin/pybabel update -i labbook/translations/messages.pot -d labbook/translations -l zh_Hans
 
 lint: $(STAMP)
-	$(VENV)/bin/flake8 labbook tests config.py wsgi.py
+	$(VENV)/bin/flake8 labbook tests bench config.py wsgi.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -7,7 +7,8 @@ from flask_wtf import FlaskForm
 
 
 def _strip(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
+    """Trim whitespace and drop NUL characters (PostgreSQL text cannot hold them)."""
+    return value.replace("\x00", "").strip() if isinstance(value, str) else value
 
 
 class BaseForm(FlaskForm):

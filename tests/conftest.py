@@ -9,6 +9,7 @@ fresh database. Each test then runs inside a transaction that is rolled back; th
 joins it with SAVEPOINTs, so commits and IntegrityErrors in the code under test behave as
 in production.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,8 +58,10 @@ def _drop_pg_database(base_url: str, name: str) -> None:
 def _pg_skip_reason() -> str | None:
     base = _pg_admin_url()
     if not base:
-        return (f"PostgreSQL half skipped: set {PG_ENV} (e.g. "
-                "postgresql+psycopg://postgres@127.0.0.1:5432/test) to run it")
+        return (
+            f"PostgreSQL half skipped: set {PG_ENV} (e.g. "
+            "postgresql+psycopg://postgres@127.0.0.1:5432/test) to run it"
+        )
     try:
         engine = sa.create_engine(base, connect_args={"connect_timeout": 3})
         with engine.connect():
@@ -96,7 +99,9 @@ def make_test_app(url: str, **overrides: object) -> Flask:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
     """(backend name, database URL) of a freshly migrated database."""
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("sqlite") / "labbook.sqlite3"
@@ -193,11 +198,10 @@ def csrf_token(client: FlaskClient, path: str = "/login") -> str:
     return match.group(1)
 
 
-def login(client: FlaskClient, email: str, password: str = factories.PASSWORD):  # type: ignore[no-untyped-def]
+def login(client: FlaskClient, email: str, password: str = factories.PASSWORD):  # type: ignore
+
     token = csrf_token(client, "/login")
-    return client.post(
-        "/login", data={"email": email, "password": password, "csrf_token": token}
-    )
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
 
 
 @pytest.fixture

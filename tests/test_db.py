@@ -1,5 +1,6 @@
 """Schema and database-layer guarantees: migrations equal the models on both databases,
 times are UTC-aware, the audit log is append-only, constraints hold."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -51,8 +52,12 @@ def test_customer_classes_seeded_by_migration(app):
     from labbook.billing.models import CustomerClass
 
     rates = {c.code: str(c.tax_rate) for c in db.session.scalars(sa.select(CustomerClass))}
-    assert rates == {"internal": "0.0000", "external_academic": "0.0600",
-                     "startup": "0.0600", "industry": "0.0600"}
+    assert rates == {
+        "internal": "0.0000",
+        "external_academic": "0.0600",
+        "startup": "0.0600",
+        "industry": "0.0600",
+    }
 
 
 def test_utc_datetime_round_trips_as_aware_utc(app):
@@ -68,17 +73,22 @@ def test_utc_datetime_round_trips_as_aware_utc(app):
 
 def test_utc_datetime_refuses_naive_values():
     with pytest.raises(ValueError):
-        UTCDateTime().process_bind_param(datetime(2026, 1, 1), sa.create_engine("sqlite://").dialect)
+        UTCDateTime().process_bind_param(
+            datetime(2026, 1, 1), sa.create_engine("sqlite://").dialect
+        )
 
 
 def test_now_utc_is_aware():
     assert now_utc().utcoffset() == timedelta(0)
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE audit_log SET action = 'forged'",
-    "DELETE FROM audit_log",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_log SET action = 'forged'",
+        "DELETE FROM audit_log",
+    ],
+)
 def test_audit_log_is_append_only_in_the_database(app, statement):
     audit.record(None, "test.event", factories.make_user(), after={"x": 1})
     db.session.commit()
@@ -86,22 +96,29 @@ def test_audit_log_is_append_only_in_the_database(app, statement):
         with db.session.begin_nested():
             db.session.execute(sa.text(statement))
     assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEntry)) >= 1
-    assert db.session.scalar(sa.select(AuditEntry.action).where(AuditEntry.action == "forged")) is None
+    assert (
+        db.session.scalar(sa.select(AuditEntry.action).where(AuditEntry.action == "forged")) is None
+    )
 
 
-@pytest.mark.parametrize("changes", [
-    {"min_minutes": 20, "slot_minutes": 15},
-    {"max_minutes": 10, "min_minutes": 15},
-    {"status": "broken"},
-    {"buffer_minutes": -5},
-    {"user_weekly_quota_minutes": 0},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"min_minutes": 20, "slot_minutes": 15},
+        {"max_minutes": 10, "min_minutes": 15},
+        {"status": "broken"},
+        {"buffer_minutes": -5},
+        {"user_weekly_quota_minutes": 0},
+    ],
+)
 def test_instrument_policy_constraints_hold_in_the_database(app, changes):
     instrument = factories.make_instrument()
     db.session.commit()
     with pytest.raises(sa.exc.IntegrityError):
         with db.session.begin_nested():
-            db.session.execute(sa.update(Instrument).where(Instrument.id == instrument.id).values(**changes))
+            db.session.execute(
+                sa.update(Instrument).where(Instrument.id == instrument.id).values(**changes)
+            )
 
 
 def test_email_must_be_lowercase_in_the_database(app):

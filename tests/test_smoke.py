@@ -1,7 +1,3 @@
-from tests.conftest import login
-from tests import factories
-
-
 def test_login_page_is_public(client):
     response = client.get("/login")
     assert response.status_code == 200

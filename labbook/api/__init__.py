@@ -6,16 +6,24 @@ section 8, produced by ``labbook.errors``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Blueprint, g, request
 from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException
 
+from labbook.api.schema import MAX_ID
 from labbook.errors import LabbookError, Unauthorized, ValidationError
-from labbook.extensions import csrf
+from labbook.extensions import csrf, db
 
 bp = Blueprint("api", __name__)
 csrf.exempt(bp)
+
+# URL converter for row ids: larger numbers do not match (404) instead of overflowing the
+# database driver (SQLite refuses integers beyond 64 bits with an OverflowError).
+ID = f"int(max={MAX_ID})"
 
 
 class UnsupportedMediaType(LabbookError):
@@ -52,12 +60,34 @@ def json_body() -> dict[str, Any]:
     """
     if not request.is_json:
         raise UnsupportedMediaType(_("Send a JSON body with Content-Type: application/json."))
-    data = request.get_json(silent=True)
-    if data is None:
-        raise BadRequest(_("The body is not valid JSON."))
+    try:
+        data = request.get_json()
+    except (HTTPException, RecursionError):  # malformed, or nested too deep to parse
+        raise BadRequest(_("The body is not valid JSON.")) from None
     if not isinstance(data, dict):
         raise ValidationError(_("The body must be a JSON object."))
     return data
+
+
+def paginate(
+    stmt: sa.Select,
+    page: int,
+    per_page: int,
+    serialize: Callable[[Any], dict[str, Any]],
+    options: Sequence[Any] = (),
+) -> dict[str, Any]:
+    """One page of ``stmt``'s rows as the list answer of SPEC section 8. ``options`` (e.g.
+    ``selectinload``) apply to the page query only, not to the count."""
+    count = sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())
+    rows = db.session.scalars(
+        stmt.options(*options).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    return {
+        "items": [serialize(row) for row in rows],
+        "page": page,
+        "per_page": per_page,
+        "total": db.session.scalar(count),
+    }
 
 
 def load_routes() -> None:

@@ -3,10 +3,9 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, EmailField, HiddenField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Email, Length
+from wtforms.validators import DataRequired, Length
 
 from labbook.forms import BaseForm
-
 
 LANGUAGE_CHOICES = [SelectChoice("en", "English"), SelectChoice("zh_Hans", "简体中文")]
 
@@ -20,9 +19,7 @@ class LoginForm(BaseForm):
 
 class ProfileForm(BaseForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
-    locale = SelectField(
-        _l("Language"), choices=LANGUAGE_CHOICES
-    )
+    locale = SelectField(_l("Language"), choices=LANGUAGE_CHOICES)
 
 
 class PasswordForm(BaseForm):

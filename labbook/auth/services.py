@@ -1,10 +1,19 @@
 """Accounts, authentication and API tokens: the rules, with no HTTP in sight."""
+
 from __future__ import annotations
 
 from flask_babel import gettext as _
 
 from labbook import audit
-from labbook.auth.models import ROLE_VALUES, ApiToken, User, UserRole, hash_token, new_token_secret
+from labbook.auth.models import (
+    LOCALES,
+    ROLE_VALUES,
+    ApiToken,
+    User,
+    UserRole,
+    hash_token,
+    new_token_secret,
+)
 from labbook.auth.throttle import get_throttle
 from labbook.db import now_utc
 from labbook.errors import Forbidden, NotFound, ValidationError
@@ -57,19 +66,9 @@ def validate_password(password: str) -> None:
         )
 
 
-def create_user(
-    actor: User | None,
-    email: str,
-    name: str,
-    password: str | None,
-    roles: list[str] | tuple[str, ...] = ("researcher",),
-    locale: str = "en",
-) -> User:
-    """Create a local account.
-
-    :raises ValidationError: on a duplicate email, unknown role or short password.
-    """
-    email = normalize_email(email)
+def _new_user_errors(
+    email: str, name: str, roles: list[str] | tuple[str, ...], locale: str
+) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     if "@" not in email or len(email) > 254:
         errors["email"] = [_("Enter a valid email address.")]
@@ -80,11 +79,37 @@ def create_user(
         errors["roles"] = [_("Unknown role: %(role)s", role=", ".join(unknown))]
     if not (name or "").strip():
         errors["name"] = [_("This field is required.")]
+    elif len(name.strip()) > 120:
+        errors["name"] = [_("At most %(n)d characters.", n=120)]
+    if locale not in LOCALES:
+        errors["locale"] = [_("Unknown language.")]
+    return errors
+
+
+def create_user(
+    actor: User | None,
+    email: str,
+    name: str,
+    password: str | None,
+    roles: list[str] | tuple[str, ...] = ("researcher",),
+    locale: str = "en",
+) -> User:
+    """Create a local account.
+
+    :raises ValidationError: listing every problem at once (email, name, roles, language,
+        password).
+    """
+    email = normalize_email(email)
+    errors = _new_user_errors(email, name, roles, locale)
+    if password is not None:
+        try:
+            validate_password(password)
+        except ValidationError as error:
+            errors.update(error.fields)
     if errors:
         raise ValidationError(_("The user could not be created."), errors)
     user = User(email=email, name=name.strip(), locale=locale)
     if password is not None:
-        validate_password(password)
         user.set_password(password)
     user.role_rows = [UserRole(role=r) for r in dict.fromkeys(roles)]
     db.session.add(user)
@@ -104,7 +129,9 @@ def set_roles(actor: User, user: User, roles: list[str]) -> None:
     keep = [row for row in user.role_rows if row.role in roles]
     added = [UserRole(role=r) for r in dict.fromkeys(roles) if r not in user.roles]
     user.role_rows = keep + added
-    audit.record(actor, "user.roles", user, before={"roles": before}, after={"roles": sorted(roles)})
+    audit.record(
+        actor, "user.roles", user, before={"roles": before}, after={"roles": sorted(roles)}
+    )
 
 
 def create_token(user: User, name: str) -> tuple[ApiToken, str]:
@@ -150,8 +177,6 @@ def user_for_token(secret: str) -> User | None:
 
 def update_profile(user: User, name: str, locale: str) -> None:
     """:raises ValidationError: on an empty name or unknown locale."""
-    from labbook.auth.models import LOCALES
-
     errors: dict[str, list[str]] = {}
     if not (name or "").strip():
         errors["name"] = [_("This field is required.")]

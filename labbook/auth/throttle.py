@@ -4,6 +4,7 @@ Failures are counted in a fixed window. With ``LABBOOK_REDIS_URL`` set, counts l
 and are shared by every web process; without it they are kept in-process, which is right for
 one process (``make run``) and documented as such for production.
 """
+
 from __future__ import annotations
 
 import threading
@@ -96,7 +97,9 @@ def init_throttle(app: Flask) -> None:
     url = app.config.get("LABBOOK_REDIS_URL")
     counter: Counter = RedisCounter(url) if url else MemoryCounter()
     app.extensions["labbook_login_throttle"] = LoginThrottle(
-        counter, app.config["LABBOOK_LOGIN_MAX_FAILURES"], app.config["LABBOOK_LOGIN_WINDOW_SECONDS"]
+        counter,
+        app.config["LABBOOK_LOGIN_MAX_FAILURES"],
+        app.config["LABBOOK_LOGIN_WINDOW_SECONDS"],
     )
 
 

@@ -3,6 +3,7 @@
 CSRFProtect checks every POST before these views run, so a POST without a valid token never
 reaches them.
 """
+
 from __future__ import annotations
 
 from flask import flash, make_response, redirect, render_template, request, url_for
@@ -10,7 +11,14 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from labbook.auth import bp, services
-from labbook.auth.forms import EmptyForm, LanguageForm, LoginForm, PasswordForm, ProfileForm, TokenForm
+from labbook.auth.forms import (
+    EmptyForm,
+    LanguageForm,
+    LoginForm,
+    PasswordForm,
+    ProfileForm,
+    TokenForm,
+)
 from labbook.auth.security import public
 from labbook.errors import ValidationError
 from labbook.extensions import db
@@ -67,7 +75,9 @@ def change_password():
     form = PasswordForm()
     if form.validate_on_submit():
         try:
-            services.change_password(current_user, form.current_password.data, form.new_password.data)
+            services.change_password(
+                current_user, form.current_password.data, form.new_password.data
+            )
         except ValidationError as error:
             form.apply_errors(error.fields)
         else:
@@ -106,9 +116,16 @@ def _render_profile(status: int | None = None, new_secret: str | None = None, **
     failed = any(f.errors for f in forms.values())
     code = status or (422 if failed and request.method == "POST" else 200)
     tokens = [t for t in current_user.tokens if t.revoked_at is None]
-    return render_template(
-        "auth/profile.html", tokens=tokens, new_secret=new_secret, action_form=EmptyForm(), **forms
-    ), code
+    return (
+        render_template(
+            "auth/profile.html",
+            tokens=tokens,
+            new_secret=new_secret,
+            action_form=EmptyForm(),
+            **forms,
+        ),
+        code,
+    )
 
 
 @bp.route("/language", methods=["POST"])
@@ -122,6 +139,7 @@ def set_language():
         services.update_profile(current_user, current_user.name, form.lang.data)
         db.session.commit()
     response = make_response(redirect(target))
-    response.set_cookie(LANG_COOKIE, form.lang.data, max_age=365 * 86400, samesite="Lax",
-                        httponly=True)
+    response.set_cookie(
+        LANG_COOKIE, form.lang.data, max_age=365 * 86400, samesite="Lax", httponly=True
+    )
     return response

@@ -2,6 +2,7 @@
 and booking policy looks like. The UI form, the JSON API and the CSV import all come here,
 so the rules exist once. Services flush, audit, and never commit.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -46,9 +47,7 @@ INT_RANGES = {
 }
 NULLABLE_INTS = ("user_weekly_quota_minutes", "team_weekly_quota_minutes")
 BOOL_FIELDS = ("requires_approval", "requires_qualification")
-EDITABLE = (
-    tuple(TEXT_LIMITS) + ("facility_id", "field_ids", "status") + POLICY_FIELDS
-)
+EDITABLE = tuple(TEXT_LIMITS) + ("facility_id", "field_ids", "status") + POLICY_FIELDS
 AUDITED = tuple(TEXT_LIMITS) + ("facility_id", "field_ids", "status") + POLICY_FIELDS
 
 
@@ -120,13 +119,13 @@ def _resolve_fields(ids: Any, errors: _Errors) -> list[ResearchField] | None:
     if not ids:
         errors.add("field_ids", _("Choose at least one research field."))
         return None
-    found = db.session.scalars(
-        sa.select(ResearchField).where(ResearchField.id.in_(set(ids)))
-    ).all()
+    found = db.session.scalars(sa.select(ResearchField).where(ResearchField.id.in_(set(ids)))).all()
     missing = set(ids) - {f.id for f in found}
     if missing:
-        errors.add("field_ids", _("Unknown research field: %(ids)s",
-                                  ids=", ".join(str(i) for i in sorted(missing))))
+        errors.add(
+            "field_ids",
+            _("Unknown research field: %(ids)s", ids=", ".join(str(i) for i in sorted(missing))),
+        )
         return None
     return sorted(found, key=lambda f: f.id)
 
@@ -168,7 +167,11 @@ def validate_instrument(
     :raises ValidationError: listing every bad field at once.
     :raises Forbidden: when ``actor`` does not manage the target facility.
     """
-    if current is not None and actor is not None and not actor.manages_facility(current.facility_id):
+    if (
+        current is not None
+        and actor is not None
+        and not actor.manages_facility(current.facility_id)
+    ):
         raise Forbidden(_("Only managers of this facility can change its instruments."))
     unknown = set(values) - set(EDITABLE)
     errors = _Errors()
@@ -181,8 +184,14 @@ def validate_instrument(
             if name not in values:
                 errors.add(name, _("This field is required."))
     facility, fields = _check_references(actor, values, errors, current)
-    merged = {**(_policy_defaults() if current is None else
-                 {n: getattr(current, n) for n in POLICY_FIELDS}), **values}
+    merged = {
+        **(
+            _policy_defaults()
+            if current is None
+            else {n: getattr(current, n) for n in POLICY_FIELDS}
+        ),
+        **values,
+    }
     _check_policy_coherence(merged, errors)
     errors.raise_if_any(_("The instrument could not be saved."))
     target = facility if facility is not None else (current.facility if current else None)
@@ -191,7 +200,9 @@ def validate_instrument(
     return facility, fields
 
 
-def _apply(instrument: Instrument, values: dict[str, Any], fields: list[ResearchField] | None) -> None:
+def _apply(
+    instrument: Instrument, values: dict[str, Any], fields: list[ResearchField] | None
+) -> None:
     for name, value in values.items():
         if name == "field_ids":
             continue
@@ -217,7 +228,9 @@ def create_instrument(actor: User | None, values: dict[str, Any]) -> Instrument:
     return instrument
 
 
-def update_instrument(actor: User, instrument: Instrument, values: dict[str, Any]) -> Instrument:
+def update_instrument(
+    actor: User | None, instrument: Instrument, values: dict[str, Any]
+) -> Instrument:
     """Change some attributes; unchanged ones keep their values.
 
     :raises ValidationError: on bad or incoherent values.
@@ -254,10 +267,18 @@ def search_instruments(
     """The catalog query with filters; the UI and the API page over it."""
     stmt = sa.select(Instrument).join(Instrument.facility)
     if query and query.strip():
-        escaped = query.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        escaped = (
+            query.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        )
         like = f"%{escaped}%"
-        columns = (Instrument.name, Instrument.asset_code, Instrument.category, Instrument.make,
-                   Instrument.model, Instrument.description)
+        columns = (
+            Instrument.name,
+            Instrument.asset_code,
+            Instrument.category,
+            Instrument.make,
+            Instrument.model,
+            Instrument.description,
+        )
         stmt = stmt.where(sa.or_(*(sa.func.lower(c).like(like, escape="\\") for c in columns)))
     if field_id is not None:
         stmt = stmt.where(Instrument.fields.any(ResearchField.id == field_id))
@@ -273,4 +294,6 @@ def search_instruments(
 
 
 def categories() -> list[str]:
-    return list(db.session.scalars(sa.select(Instrument.category).distinct().order_by(Instrument.category)))
+    return list(
+        db.session.scalars(sa.select(Instrument.category).distinct().order_by(Instrument.category))
+    )

@@ -1,5 +1,6 @@
 """Teams, memberships and accounts: the rules shared by the admin pages, the team lead's
 page, the API and the CLI. Services flush and audit; the caller commits."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -18,8 +19,15 @@ from labbook.teams.models import ACCOUNT_KINDS, Account, Membership, Team
 
 TEAM_FIELDS = ("name", "customer_class_code", "invoice_title", "tax_id")
 ACCOUNT_FIELDS = (
-    "code", "name", "kind", "valid_from", "valid_until", "spending_limit", "active",
-    "is_default", "all_members",
+    "code",
+    "name",
+    "kind",
+    "valid_from",
+    "valid_until",
+    "spending_limit",
+    "active",
+    "is_default",
+    "all_members",
 )
 
 
@@ -46,7 +54,9 @@ def _check_team_values(values: dict[str, Any], current: Team | None) -> dict[str
     return errors
 
 
-def create_team(actor: User | None, values: dict[str, Any], with_default_account: bool = True) -> Team:
+def create_team(
+    actor: User | None, values: dict[str, Any], with_default_account: bool = True
+) -> Team:
     """Create a team, by default with a default cost-centre account valid from today.
 
     :raises ValidationError: on a missing or duplicate name or unknown customer class.
@@ -63,10 +73,16 @@ def create_team(actor: User | None, values: dict[str, Any], with_default_account
     db.session.add(team)
     db.session.flush()
     if with_default_account:
-        db.session.add(Account(
-            team=team, code=f"T{team.id:05d}-CC", name=_("%(team)s cost centre", team=team.name),
-            kind="cost_centre", valid_from=date.today(), is_default=True,
-        ))
+        db.session.add(
+            Account(
+                team=team,
+                code=f"T{team.id:05d}-CC",
+                name=_("%(team)s cost centre", team=team.name),
+                kind="cost_centre",
+                valid_from=date.today(),
+                is_default=True,
+            )
+        )
         db.session.flush()
     audit.record(actor, "team.create", team, after=audit.snapshot(team, TEAM_FIELDS))
     return team
@@ -110,12 +126,26 @@ def add_member(actor: User | None, team: Team, user: User, is_lead: bool = False
         membership = Membership(team=team, user=user, is_lead=is_lead)
         db.session.add(membership)
     else:
+        if membership.is_lead and not is_lead:
+            _keep_a_lead(actor, team)
         membership.is_lead = is_lead
     if is_lead and Role.TEAM_LEAD.value not in user.roles:
         user.role_rows.append(UserRole(role=Role.TEAM_LEAD.value))
     db.session.flush()
     audit.record(actor, "team.member", team, after={"user_id": user.id, "is_lead": is_lead})
     return membership
+
+
+def _keep_a_lead(actor: User | None, team: Team) -> None:
+    """A lead may not leave the team leaderless; only an administrator (or the CLI) may.
+
+    :raises ValidationError: when the team's last lead would go.
+    """
+    if len(team.leads) == 1 and actor is not None and not actor.is_admin:
+        raise ValidationError(
+            _("A team needs at least one lead."),
+            {"user": [_("The team's last lead cannot be removed or demoted.")]},
+        )
 
 
 def remove_member(actor: User, team: Team, user: User) -> None:
@@ -126,48 +156,51 @@ def remove_member(actor: User, team: Team, user: User) -> None:
     membership = db.session.get(Membership, (team.id, user.id))
     if membership is None:
         raise NotFound(_("This user is not a member of the team."))
-    if membership.is_lead and len(team.leads) == 1 and not actor.is_admin:
-        raise ValidationError(_("A team needs at least one lead."),
-                              {"user": [_("You cannot remove the team's last lead.")]})
+    if membership.is_lead:
+        _keep_a_lead(actor, team)
     db.session.delete(membership)
     db.session.flush()
     audit.record(actor, "team.member_removed", team, before={"user_id": user.id})
 
 
-def _parse_account_values(values: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
+def _parse_account_text(values: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
     clean: dict[str, Any] = {}
-    for key in ("code", "name"):
-        if key in values:
-            value = values[key]
-            limit = 64 if key == "code" else 200
-            if not isinstance(value, str) or not value.strip():
-                errors[key] = [_("This field is required.")]
-            elif len(value) > limit:
-                errors[key] = [_("At most %(n)d characters.", n=limit)]
-            else:
-                clean[key] = value.strip()
+    for key, limit in (("code", 64), ("name", 200)):
+        if key not in values:
+            continue
+        value = values[key]
+        if not isinstance(value, str) or not value.strip():
+            errors[key] = [_("This field is required.")]
+        elif len(value) > limit:
+            errors[key] = [_("At most %(n)d characters.", n=limit)]
+        else:
+            clean[key] = value.strip()
     if "kind" in values:
         if values["kind"] not in ACCOUNT_KINDS:
             errors["kind"] = [_("Choose cost centre, grant or purchase order.")]
         else:
             clean["kind"] = values["kind"]
+    return clean
+
+
+def _parse_account_typed(values: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
     for key in ("valid_from", "valid_until"):
-        if key in values:
-            value = values[key]
-            if value is None and key == "valid_until":
-                clean[key] = None
-            elif isinstance(value, date):
-                clean[key] = value
-            else:
-                errors[key] = [_("Enter a date (YYYY-MM-DD).")]
+        if key not in values:
+            continue
+        value = values[key]
+        if isinstance(value, date) or (value is None and key == "valid_until"):
+            clean[key] = value
+        else:
+            errors[key] = [_("Enter a date (YYYY-MM-DD).")]
     if "spending_limit" in values:
         clean["spending_limit"] = _parse_money(values["spending_limit"], errors)
     for key in ("active", "is_default", "all_members"):
         if key in values:
-            if not isinstance(values[key], bool):
-                errors[key] = [_("Must be true or false.")]
-            else:
+            if isinstance(values[key], bool):
                 clean[key] = values[key]
+            else:
+                errors[key] = [_("Must be true or false.")]
     return clean
 
 
@@ -178,25 +211,25 @@ def _parse_money(value: Any, errors: dict[str, list[str]]) -> Decimal | None:
         amount = Decimal(str(value)) if not isinstance(value, float) else None
     except InvalidOperation:
         amount = None
-    if amount is None or not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+    if (
+        amount is None
+        or not amount.is_finite()
+        or amount < 0
+        or amount != amount.quantize(Decimal("0.01"))
+    ):
         errors["spending_limit"] = [_("Enter an amount of at least 0 with at most two decimals.")]
         return None
     return amount
 
 
-def save_account(actor: User | None, team: Team, values: dict[str, Any],
-                 account: Account | None = None) -> Account:
-    """Create (``account`` is None) or update an account of ``team``. Making an account the
-    default clears the flag on the team's other accounts in the same transaction.
-
-    :raises ValidationError: on bad values, a duplicate code or dates out of order.
-    """
+def _account_changes(values: dict[str, Any], account: Account | None) -> dict[str, Any]:
+    """The validated, typed changes. :raises ValidationError: listing every problem."""
     errors: dict[str, list[str]] = {}
     if account is None:
         for key in ("code", "name", "valid_from"):
             if key not in values:
                 errors[key] = [_("This field is required.")]
-    clean = _parse_account_values(values, errors)
+    clean = {**_parse_account_text(values, errors), **_parse_account_typed(values, errors)}
     if "code" in clean:
         clash = db.session.scalar(sa.select(Account.id).where(Account.code == clean["code"]))
         if clash is not None and (account is None or clash != account.id):
@@ -207,6 +240,18 @@ def save_account(actor: User | None, team: Team, values: dict[str, Any],
         errors["valid_until"] = [_("The end date must not be before the start date.")]
     if errors:
         raise ValidationError(_("The account could not be saved."), errors)
+    return clean
+
+
+def save_account(
+    actor: User | None, team: Team, values: dict[str, Any], account: Account | None = None
+) -> Account:
+    """Create (``account`` is None) or update an account of ``team``. Making an account the
+    default clears the flag on the team's other accounts in the same transaction.
+
+    :raises ValidationError: on bad values, a duplicate code or dates out of order.
+    """
+    clean = _account_changes(values, account)
     before = audit.snapshot(account, ACCOUNT_FIELDS) if account else None
     if clean.get("is_default"):
         for other in team.accounts:
@@ -219,8 +264,9 @@ def save_account(actor: User | None, team: Team, values: dict[str, Any],
     for key, value in clean.items():
         setattr(account, key, value)
     db.session.flush()
-    audit.record(actor, "account.save", account, before=before,
-                 after=audit.snapshot(account, ACCOUNT_FIELDS))
+    audit.record(
+        actor, "account.save", account, before=before, after=audit.snapshot(account, ACCOUNT_FIELDS)
+    )
     return account
 
 
@@ -235,18 +281,27 @@ def set_account_users(actor: User, account: Account, users: list[User]) -> None:
     member_ids = {m.user_id for m in account.team.memberships}
     outsiders = [u.email for u in users if u.id not in member_ids]
     if outsiders:
-        raise ValidationError(_("Only team members can be authorised."),
-                              {"users": [_("Not a member: %(who)s", who=", ".join(outsiders))]})
+        raise ValidationError(
+            _("Only team members can be authorised."),
+            {"users": [_("Not a member: %(who)s", who=", ".join(outsiders))]},
+        )
     before = sorted(u.id for u in account.authorised_users)
     account.authorised_users = list(users)
     db.session.flush()
-    audit.record(actor, "account.users", account, before={"user_ids": before},
-                 after={"user_ids": sorted(u.id for u in users)})
+    audit.record(
+        actor,
+        "account.users",
+        account,
+        before={"user_ids": before},
+        after={"user_ids": sorted(u.id for u in users)},
+    )
 
 
 def teams_visible_to(user: User) -> sa.Select:
     """Admins and finance see every team; everyone else the teams they belong to."""
     stmt = sa.select(Team).order_by(Team.name)
     if not user.is_finance:
-        stmt = stmt.where(Team.id.in_(sa.select(Membership.team_id).where(Membership.user_id == user.id)))
+        stmt = stmt.where(
+            Team.id.in_(sa.select(Membership.team_id).where(Membership.user_id == user.id))
+        )
     return stmt

@@ -1,4 +1,5 @@
 """Login, logout, redirects, throttling, CSRF, profile, tokens and the language switch."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,7 +23,7 @@ def test_login_success_redirects_to_catalog(client, app):
 
 
 def test_login_is_case_insensitive_on_email(client, app):
-    user = factories.make_user(email="mixed@example.org")
+    factories.make_user(email="mixed@example.org")
     db.session.commit()
     assert login(client, "MIXED@Example.org").status_code == 302
 
@@ -72,9 +73,15 @@ def test_login_follows_only_safe_next(client, app, target, expected):
     user = factories.make_user()
     db.session.commit()
     token = csrf_token(client, "/login")
-    response = client.post("/login", data={
-        "email": user.email, "password": factories.PASSWORD, "csrf_token": token, "next": target,
-    })
+    response = client.post(
+        "/login",
+        data={
+            "email": user.email,
+            "password": factories.PASSWORD,
+            "csrf_token": token,
+            "next": target,
+        },
+    )
     assert response.status_code == 302
     assert response.headers["Location"] == expected
 
@@ -149,18 +156,23 @@ def test_hsts_in_production_config(app):
 def test_profile_updates_name_and_locale(client, login_as):
     user = login_as("researcher")
     token = csrf_token(client, "/profile")
-    response = client.post("/profile", data={"name": "Dr. Li", "locale": "zh_Hans", "csrf_token": token})
+    response = client.post(
+        "/profile", data={"name": "Dr. Li", "locale": "zh_Hans", "csrf_token": token}
+    )
     assert response.status_code == 302
     refreshed = db.session.get(User, user.id)
     assert (refreshed.name, refreshed.locale) == ("Dr. Li", "zh_Hans")
     assert db.session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "user.profile"))
 
 
-@pytest.mark.parametrize("data, field", [
-    ({"name": "", "locale": "en"}, "name"),
-    ({"name": "x" * 121, "locale": "en"}, "name"),
-    ({"name": "Ok", "locale": "fr"}, "locale"),
-])
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        ({"name": "", "locale": "en"}, "name"),
+        ({"name": "x" * 121, "locale": "en"}, "name"),
+        ({"name": "Ok", "locale": "fr"}, "locale"),
+    ],
+)
 def test_profile_bad_input_rerenders_and_writes_nothing(client, login_as, data, field):
     user = login_as("researcher")
     before = (user.name, user.locale)
@@ -175,20 +187,28 @@ def test_profile_bad_input_rerenders_and_writes_nothing(client, login_as, data, 
 def test_change_password_checks_current(client, login_as):
     user = login_as("researcher")
     token = csrf_token(client, "/profile")
-    bad = client.post("/profile/password", data={
-        "current_password": "not-it", "new_password": "another-secret", "csrf_token": token})
+    bad = client.post(
+        "/profile/password",
+        data={"current_password": "not-it", "new_password": "another-secret", "csrf_token": token},
+    )
     assert bad.status_code == 422
-    good = client.post("/profile/password", data={
-        "current_password": factories.PASSWORD, "new_password": "another-secret",
-        "csrf_token": token})
+    good = client.post(
+        "/profile/password",
+        data={
+            "current_password": factories.PASSWORD,
+            "new_password": "another-secret",
+            "csrf_token": token,
+        },
+    )
     assert good.status_code == 302
     assert db.session.get(User, user.id).check_password("another-secret")
 
 
 def test_token_created_on_profile_is_shown_once_and_works(client, login_as):
     user = login_as("researcher")
-    response = client.post("/profile/tokens", data={
-        "name": "laptop", "csrf_token": csrf_token(client, "/profile")})
+    response = client.post(
+        "/profile/tokens", data={"name": "laptop", "csrf_token": csrf_token(client, "/profile")}
+    )
     assert response.status_code == 201
     html = response.get_data(as_text=True)
     secret = html.split('id="new-token">')[1].split("<")[0]
@@ -221,8 +241,9 @@ def test_revoked_token_no_longer_authenticates(client, login_as):
     db.session.commit()
     headers = {"Authorization": f"Bearer {secret}"}
     assert client.get("/api/v1/openapi.json", headers=headers).status_code == 200
-    client.post(f"/profile/tokens/{token.id}/revoke",
-                data={"csrf_token": csrf_token(client, "/profile")})
+    client.post(
+        f"/profile/tokens/{token.id}/revoke", data={"csrf_token": csrf_token(client, "/profile")}
+    )
     assert client.get("/api/v1/openapi.json", headers=headers).status_code == 401
 
 
@@ -235,7 +256,9 @@ def test_api_ignores_session_cookie(client, login_as):
 
 def test_language_switch_sets_cookie_for_anonymous(client):
     token = csrf_token(client, "/login")
-    response = client.post("/language", data={"lang": "zh_Hans", "next": "/login", "csrf_token": token})
+    response = client.post(
+        "/language", data={"lang": "zh_Hans", "next": "/login", "csrf_token": token}
+    )
     assert response.status_code == 302
     assert response.headers["Location"] == "/login"
     assert f"{LANG_COOKIE}=zh_Hans" in response.headers["Set-Cookie"]
@@ -252,13 +275,16 @@ def test_language_switch_saves_user_locale(client, login_as):
 
 def test_language_switch_ignores_foreign_next(client):
     token = csrf_token(client, "/login")
-    response = client.post("/language", data={
-        "lang": "en", "next": "https://evil.example/", "csrf_token": token})
+    response = client.post(
+        "/language", data={"lang": "en", "next": "https://evil.example/", "csrf_token": token}
+    )
     assert response.headers["Location"] == "/"
 
 
 def test_accept_language_picks_chinese(client):
-    page = client.get("/login", headers={"Accept-Language": "zh-CN,zh;q=0.9"}).get_data(as_text=True)
+    page = client.get("/login", headers={"Accept-Language": "zh-CN,zh;q=0.9"}).get_data(
+        as_text=True
+    )
     assert 'lang="zh-Hans"' in page
 
 

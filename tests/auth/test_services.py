@@ -1,0 +1,20 @@
+"""Account rules that the views do not already exercise."""
+
+from __future__ import annotations
+
+import pytest
+
+from labbook.auth import services
+from labbook.errors import ValidationError
+
+
+def test_create_user_reports_every_problem_at_once(app):
+    with pytest.raises(ValidationError) as info:
+        services.create_user(None, "not-an-email", "", "short", roles=["wizard"], locale="fr")
+    assert set(info.value.fields) == {"email", "name", "password", "roles", "locale"}
+
+
+def test_create_user_stores_lowercase_email_and_hashes_password(app):
+    user = services.create_user(None, "Ada@Example.ORG", "Ada", "long enough pw")
+    assert user.email == "ada@example.org"
+    assert user.password_hash.startswith("scrypt:") and user.check_password("long enough pw")

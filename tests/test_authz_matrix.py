@@ -1,0 +1,182 @@
+"""The authorization matrix of the web UI: every route × every role (plus anonymous).
+
+For each caller the test sweeps every (method, route) once and compares the outcome class
+with the table below, reporting every mismatch at once. A second test fails when a route
+exists that the table does not list, so a new view cannot skip this check. (The JSON API
+has its own matrix in tests/api/test_authz_matrix.py.)
+
+Outcome classes: ``login`` = redirected to the login page, ``403``, ``404``, and ``ok`` =
+anything else the caller may legitimately get (200, a redirect elsewhere, 201, or 422 for
+the deliberately empty POST bodies used here).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from labbook.extensions import db
+from tests import factories
+from tests.conftest import csrf_token, login
+
+CALLERS = (
+    "anonymous",
+    "researcher",
+    "lead_in",
+    "lead_out",
+    "manager_in",
+    "manager_out",
+    "finance",
+    "admin",
+)
+EVERYONE = {c: "ok" for c in CALLERS if c != "anonymous"}
+ADMIN_ONLY = {c: "403" for c in CALLERS if c != "anonymous"} | {"admin": "ok"}
+MANAGERS = {c: "403" for c in CALLERS if c != "anonymous"} | {
+    "manager_in": "ok",
+    "manager_out": "ok",
+    "admin": "ok",
+}
+MANAGER_OF_F = MANAGERS | {"manager_out": "403"}
+TEAM_VIEWERS = {c: "403" for c in CALLERS if c != "anonymous"} | {
+    "researcher": "ok",
+    "lead_in": "ok",
+    "finance": "ok",
+    "admin": "ok",
+}
+TEAM_LEADS = {c: "403" for c in CALLERS if c != "anonymous"} | {"lead_in": "ok", "admin": "ok"}
+TOKEN_OWNER = {c: "404" for c in CALLERS if c != "anonymous"} | {"researcher": "ok", "admin": "ok"}
+
+# (method, URL template, expectations for logged-in callers; anonymous → login unless given)
+MATRIX: list[tuple[str, str, dict[str, str]]] = [
+    ("GET", "/login", {"anonymous": "ok", **EVERYONE}),
+    ("POST", "/login", {"anonymous": "ok", **EVERYONE}),
+    ("POST", "/language", {"anonymous": "ok", **EVERYONE}),
+    ("GET", "/", EVERYONE),
+    ("GET", "/facilities", EVERYONE),
+    ("GET", "/facilities/{F}", EVERYONE),
+    ("GET", "/instruments/{I}", EVERYONE),
+    ("GET", "/instruments/new", MANAGERS),
+    ("POST", "/instruments/new", MANAGERS),
+    ("GET", "/instruments/{I}/edit", MANAGER_OF_F),
+    ("POST", "/instruments/{I}/edit", MANAGER_OF_F),
+    ("GET", "/profile", EVERYONE),
+    ("POST", "/profile", EVERYONE),
+    ("POST", "/profile/password", EVERYONE),
+    ("POST", "/profile/tokens", EVERYONE),
+    ("GET", "/teams", EVERYONE),
+    ("GET", "/teams/{T}", TEAM_VIEWERS),
+    ("POST", "/teams/{T}/members", TEAM_LEADS),
+    ("POST", "/teams/{T}/accounts/{A}/users", TEAM_LEADS),
+    ("GET", "/admin/users", ADMIN_ONLY),
+    ("GET", "/admin/users/new", ADMIN_ONLY),
+    ("POST", "/admin/users/new", ADMIN_ONLY),
+    ("GET", "/admin/users/{R}", ADMIN_ONLY),
+    ("POST", "/admin/users/{R}", ADMIN_ONLY),
+    ("GET", "/admin/teams", ADMIN_ONLY),
+    ("GET", "/admin/teams/new", ADMIN_ONLY),
+    ("POST", "/admin/teams/new", ADMIN_ONLY),
+    ("GET", "/admin/teams/{T}", ADMIN_ONLY),
+    ("POST", "/admin/teams/{T}", ADMIN_ONLY),
+    ("POST", "/admin/teams/{T}/members", ADMIN_ONLY),
+    ("GET", "/admin/teams/{T}/accounts/new", ADMIN_ONLY),
+    ("POST", "/admin/teams/{T}/accounts/new", ADMIN_ONLY),
+    ("GET", "/admin/teams/{T}/accounts/{A}", ADMIN_ONLY),
+    ("POST", "/admin/teams/{T}/accounts/{A}", ADMIN_ONLY),
+    ("GET", "/admin/facilities", ADMIN_ONLY),
+    ("GET", "/admin/facilities/new", ADMIN_ONLY),
+    ("POST", "/admin/facilities/new", ADMIN_ONLY),
+    ("GET", "/admin/facilities/{F}", ADMIN_ONLY),
+    ("POST", "/admin/facilities/{F}", ADMIN_ONLY),
+    ("POST", "/admin/facilities/{F}/hours", ADMIN_ONLY),
+    ("POST", "/admin/facilities/{F}/managers", ADMIN_ONLY),
+    # Destructive actions last, so earlier rows see the world intact.
+    ("POST", "/profile/tokens/{K}/revoke", TOKEN_OWNER),
+    ("POST", "/teams/{T}/members/{X}/remove", TEAM_LEADS),
+    ("POST", "/admin/teams/{T}/members/{Y}/remove", ADMIN_ONLY),
+    ("POST", "/admin/facilities/{F}/managers/{Z}/remove", ADMIN_ONLY),
+    ("POST", "/logout", {c: "login" for c in CALLERS}),  # logging out ends on the login page
+]
+
+
+def _world() -> SimpleNamespace:
+    """Facility F with instrument I, another facility; team T (researcher, lead_in, two
+    spare members X and Y, account A) and another team with lead_out."""
+    from labbook.auth.services import create_token
+
+    f, other = factories.make_facility(), factories.make_facility()
+    team, other_team = factories.make_team(), factories.make_team()
+    w = SimpleNamespace(
+        F=f.id,
+        I=factories.make_instrument(facility=f).id,
+        T=team.id,
+        A=factories.make_account(team=team).id,
+    )
+    w.users = {
+        "researcher": factories.make_user_with_role("researcher", team=team),
+        "lead_in": factories.make_user_with_role("team_lead", team=team),
+        "lead_out": factories.make_user_with_role("team_lead", team=other_team),
+        "manager_in": factories.make_user_with_role("facility_manager", facility=f),
+        "manager_out": factories.make_user_with_role("facility_manager", facility=other),
+        "finance": factories.make_user(roles=("finance",)),
+        "admin": factories.make_user(roles=("admin",)),
+    }
+    spare = factories.make_user_with_role("facility_manager", facility=f)
+    w.R, w.Z = w.users["researcher"].id, spare.id
+    w.X = factories.make_user_with_role("researcher", team=team).id
+    w.Y = factories.make_user_with_role("researcher", team=team).id
+    w.K = create_token(w.users["researcher"], "matrix")[0].id
+    db.session.commit()
+    return w
+
+
+def _outcome(response) -> str:  # type: ignore[no-untyped-def]
+    if response.status_code in (401, 403, 404):
+        return str(response.status_code).replace("401", "login")
+    if response.status_code in (301, 302, 303) and "/login" in response.headers["Location"]:
+        return "login"
+    assert response.status_code < 500, response.get_data(as_text=True)[:300]
+    return "ok"
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_authz_matrix_every_route(app, client, caller):
+    world = _world()
+    if caller != "anonymous":
+        assert login(client, world.users[caller].email).status_code == 302
+    token = csrf_token(client, "/login")
+    mismatches = []
+    for method, template, expected in MATRIX:
+        url = template.format(**vars(world))
+        if method == "GET":
+            response = client.get(url)
+        else:
+            response = client.post(url, data={"csrf_token": token})
+        want = expected.get(caller, "login")
+        got = _outcome(response)
+        if got != want:
+            mismatches.append(
+                f"{caller} {method} {url}: expected {want}, got {got} " f"({response.status_code})"
+            )
+    assert mismatches == []
+
+
+def test_authz_matrix_lists_every_ui_route(app):
+    listed = {(method, template) for method, template, _ in MATRIX}
+    missing = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static" or rule.endpoint.startswith("api."):
+            continue
+        path = rule.rule
+        for name in rule.arguments:
+            path = path.replace(f"<int:{name}>", "{?}")
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            if not any(m == method and _same_shape(t, path) for m, t in listed):
+                missing.append(f"{method} {rule.rule}")
+    assert missing == []
+
+
+def _same_shape(template: str, path: str) -> bool:
+    import re
+
+    return re.sub(r"\{[A-Z]\}", "{?}", template) == path
