@@ -5,6 +5,7 @@ Times are stored in UTC. ``UTCDateTime`` refuses naive datetimes on the way in a
 returns aware UTC datetimes on the way out, on SQLite (which has no time zone type) as on
 PostgreSQL (``timestamptz``).
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -95,3 +96,11 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     blocked by it."""
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Alembic filter: exclusion constraints (named ``ex_*``) are written by hand in the
+    migrations; autogenerate cannot model them, so it must not try to drop their index."""
+    return not (type_ == "index" and name is not None and name.startswith("ex_"))

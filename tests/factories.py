@@ -1,5 +1,6 @@
 """Plain factory functions with overridable defaults. They add and flush; tests commit
 when the code under test needs committed rows (the fixture rolls everything back)."""
+
 from __future__ import annotations
 
 import itertools
@@ -145,3 +146,61 @@ def make_user_with_role(role: str | None, **kw: Any) -> User:
         add_member(team or make_team(), user, is_lead=role == "team_lead")
     db.session.flush()
     return user
+
+
+# -- booking engine -----------------------------------------------------------------------
+
+
+def make_qualification(user: User, instrument: Instrument | None = None, **kw: Any):  # type: ignore
+    from labbook.bookings.models import Qualification
+
+    qualification = Qualification(
+        user=user,
+        instrument=instrument,
+        category=kw.pop("category", None),
+        level=kw.pop("level", "basic"),
+        **kw,
+    )
+    db.session.add(qualification)
+    db.session.flush()
+    return qualification
+
+
+def make_booker(instrument: Instrument, level: str = "basic", **kw: Any) -> User:
+    """A researcher in a team with a default account, qualified on ``instrument``."""
+    team = kw.pop("team", None) or make_team()
+    user = make_user_with_role("researcher", team=team, **kw)
+    if team.default_account is None:
+        make_account(team=team, is_default=True, valid_from=date(2020, 1, 1), spending_limit=None)
+    make_qualification(user, instrument, level=level)
+    return user
+
+
+def make_booking(instrument: Instrument | None = None, user: User | None = None, **kw: Any):  # type: ignore
+    """A booking row written directly (no rules), for setting up a scene."""
+    from datetime import datetime, timedelta, timezone
+
+    from labbook.bookings.models import Booking
+
+    instrument = instrument or make_instrument()
+    user = user or make_booker(instrument)
+    account = kw.pop("account", None) or user.memberships[0].team.default_account
+    start = kw.pop("start", datetime(2030, 1, 7, 2, 0, tzinfo=timezone.utc))
+    end = kw.pop("end", start + timedelta(hours=1))
+    buffer = kw.pop("buffer_minutes", instrument.buffer_minutes)
+    booking = Booking(
+        instrument=instrument,
+        user=user,
+        team_id=account.team_id,
+        account=account,
+        start_at=start,
+        end_at=end,
+        block_end=end + timedelta(minutes=buffer),
+        buffer_minutes=buffer,
+        state=kw.pop("state", "confirmed"),
+        purpose=kw.pop("purpose", ""),
+        **kw,
+    )
+    db.session.add(booking)
+    db.session.flush()
+    return booking

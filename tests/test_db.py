@@ -13,7 +13,7 @@ from flask_migrate import downgrade, upgrade
 
 from labbook import audit
 from labbook.audit import AuditEntry
-from labbook.db import UTCDateTime, now_utc
+from labbook.db import UTCDateTime, include_object, now_utc
 from labbook.extensions import db
 from labbook.instruments.models import Instrument
 from tests import factories
@@ -23,7 +23,9 @@ from tests.conftest import _create_pg_database, _drop_pg_database, _pg_admin_url
 def test_migrations_produce_exactly_the_models_schema(backend):
     app = make_test_app(backend[1])
     with app.app_context(), db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": include_object}
+        )
         diff = compare_metadata(context, db.metadata)
     assert diff == []
 

@@ -1,1 +1,0 @@
-"""Booking models: added by the booking-engine issue (bookings, outages, qualifications)."""

@@ -1,0 +1,466 @@
+"""The booking engine's rules: create, cancel, approve, reject, reschedule, check in/out,
+expire. Services flush and audit; the caller (view, API, job, CLI) owns the transaction and
+commits once. Every write of a slot holder goes through ``_hold_slot``, which takes the
+instrument lock, checks for overlaps and turns the database's refusal into a
+``BookingConflict`` (see labbook/bookings/slots.py for the guarantee)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import gettext as _
+
+from labbook import audit
+from labbook.auth.models import User
+from labbook.bookings import rules, slots
+from labbook.bookings.errors import BookingConflict, BookingRefused, NotAllowed
+from labbook.bookings.models import Booking, Reservation
+from labbook.db import now_utc
+from labbook.errors import ValidationError
+from labbook.extensions import db
+from labbook.instruments.models import Instrument
+from labbook.teams.models import Account, Membership
+
+TRANSITIONS = {
+    "pending": {"confirmed", "rejected", "cancelled", "expired"},
+    "confirmed": {"in_use", "cancelled", "no_show", "pending"},
+    "in_use": {"completed"},
+}
+AUDITED = ("state", "start_at", "end_at", "account_id", "purpose", "assisted", "late_cancel")
+EXCLUSION_VIOLATION = "23P01"
+
+
+# -- conflicts ------------------------------------------------------------------------------
+
+
+def describe_conflicts(rows: list[Reservation], viewer: User) -> list[dict[str, Any]]:
+    """The clashing blocked intervals; who and why only where ``viewer`` may see them."""
+    out = []
+    for row in rows:
+        item: dict[str, Any] = {
+            "start": row.start_at.isoformat(),
+            "end": row.block_end.isoformat() if row.block_end else None,
+            "kind": row.kind,
+        }
+        if isinstance(row, Booking) and row.can_see_details(viewer):
+            item.update(booking_id=row.id, user=row.user.name, purpose=row.purpose, state=row.state)
+        elif row.kind == "outage":
+            item.update(outage_kind=row.outage_kind, title=row.title)
+        out.append(item)
+    return out
+
+
+def alternatives(
+    instrument: Instrument,
+    user: User,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    exclude_id: int | None = None,
+    privileged: bool = False,
+) -> list[dict[str, str]]:
+    """Up to three free intervals of the same length, nearest to ``start`` first, that this
+    user could book (lead time, horizon, staffed hours)."""
+    step = timedelta(minutes=instrument.slot_minutes)
+    buffer = timedelta(minutes=instrument.buffer_minutes)
+    earliest = now + timedelta(minutes=0 if privileged else instrument.lead_minutes)
+    latest = now + timedelta(days=instrument.horizon_days)
+    window = timedelta(days=14)
+    busy = slots.busy_intervals(instrument.id, start - window, end + window + buffer, exclude_id)
+    qualification = rules.live_qualification(user, instrument, now)
+    advanced = privileged or (qualification is not None and qualification.level == "advanced")
+
+    def acceptable(s: datetime, e: datetime) -> bool:
+        return advanced or rules.within_staffed_hours(instrument, s, e)
+
+    found = slots.nearest_free(
+        busy,
+        start,
+        end - start,
+        buffer,
+        step,
+        earliest,
+        latest,
+        acceptable,
+        max_steps=int(window / step),
+    )
+    return [{"start": s.isoformat(), "end": e.isoformat()} for s, e in found]
+
+
+def _refuse_conflict(
+    instrument: Instrument,
+    user: User,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    rows: list[Reservation],
+    exclude_id: int | None,
+    privileged: bool,
+) -> None:
+    raise BookingConflict(
+        _("This time is already taken on %(name)s.", name=instrument.name),
+        describe_conflicts(rows, user),
+        alternatives(instrument, user, start, end, now, exclude_id, privileged),
+    )
+
+
+def _hold_slot(
+    booking: Booking, start: datetime, end: datetime, user: User, now: datetime, privileged: bool
+) -> None:
+    """Give ``booking`` the interval ``[start, end)`` (plus its buffer) if it is free.
+
+    The overlap check runs under the instrument lock taken by the caller; the change is
+    applied and flushed in a SAVEPOINT, so a refusal by the exclusion constraint rolls back
+    only this change and leaves the booking as it was. Nothing is changed on refusal.
+
+    :raises BookingConflict: when the time is taken.
+    """
+    instrument = booking.instrument
+    block_end = end + timedelta(minutes=booking.buffer_minutes)
+    clash = slots.overlapping(instrument.id, start, block_end, booking.id)
+    if clash:
+        _refuse_conflict(instrument, user, start, end, now, clash, booking.id, privileged)
+    try:
+        with db.session.begin_nested():
+            if booking.id is not None:
+                booking.sequence += 1
+            booking.start_at, booking.end_at, booking.block_end = start, end, block_end
+            db.session.add(booking)
+            db.session.flush()
+    except sa.exc.IntegrityError as error:
+        if getattr(error.orig, "sqlstate", None) != EXCLUSION_VIOLATION:
+            raise
+        clash = slots.overlapping(instrument.id, start, block_end, booking.id)
+        _refuse_conflict(instrument, user, start, end, now, clash, booking.id, privileged)
+
+
+# -- create ---------------------------------------------------------------------------------
+
+
+def resolve_account(user: User, account_id: int | None) -> Account:
+    """The account to charge: the one named, or the default account of the user's only
+    team. :raises BookingRefused: when none can be chosen or the id is unknown."""
+    if account_id is not None:
+        account = db.session.get(Account, account_id)
+        if account is None:
+            raise BookingRefused("account", _("Unknown account."), "account_id")
+        return account
+    defaults = db.session.scalars(
+        sa.select(Account)
+        .join(Membership, Membership.team_id == Account.team_id)
+        .where(Membership.user_id == user.id, Account.is_default)
+    ).all()
+    if len(defaults) != 1:
+        raise BookingRefused(
+            "account",
+            _(
+                "Choose the account to charge (you belong to several teams or yours has no "
+                "default account)."
+            ),
+            "account_id",
+        )
+    return defaults[0]
+
+
+def check_policy(
+    instrument: Instrument,
+    user: User,
+    account: Account,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    privileged: bool,
+) -> None:
+    """Every rule that does not need the instrument lock. Managers of the facility (and
+    admins) are held to the shape of a booking only.
+
+    :raises BookingRefused, NotAllowed: naming the broken rule.
+    """
+    rules.check_instrument_open(instrument)
+    rules.check_shape(instrument, start, end)
+    if privileged:
+        return
+    rules.check_window(instrument, start, now)
+    rules.check_account(user, account, instrument, start, end)
+    qualification = rules.live_qualification(user, instrument, now)
+    rules.check_qualified(instrument, qualification)
+    rules.check_staffed(instrument, start, end, qualification)
+
+
+def _clean_purpose(purpose: str | None) -> str:
+    purpose = (purpose or "").strip()
+    if len(purpose) > 500:
+        raise ValidationError(
+            _("The purpose is too long."), {"purpose": [_("At most %(n)d characters.", n=500)]}
+        )
+    return purpose
+
+
+def create_booking(
+    user: User,
+    instrument: Instrument,
+    start: datetime,
+    end: datetime,
+    *,
+    purpose: str | None = None,
+    account_id: int | None = None,
+    assisted: bool = False,
+    now: datetime | None = None,
+    series_id: int | None = None,
+) -> Booking:
+    """Book ``instrument`` for ``user`` from ``start`` to ``end`` (aware, half-open).
+
+    The booking is ``pending`` when the instrument requires approval (unless the user
+    manages its facility), else ``confirmed``.
+
+    :raises BookingRefused: a policy rule (422). :raises NotAllowed: not qualified (403).
+    :raises BookingConflict: the time is taken (409), with alternatives.
+    """
+    now = now or now_utc()
+    purpose = _clean_purpose(purpose)
+    privileged = user.manages_facility(instrument.facility_id)
+    account = resolve_account(user, account_id)
+    check_policy(instrument, user, account, start, end, now, privileged)
+    slots.lock_instrument(instrument.id)
+    if not privileged:
+        rules.check_quotas(instrument, user, account.team_id, start, end)
+    state = "pending" if instrument.requires_approval and not privileged else "confirmed"
+    booking = Booking(
+        instrument=instrument,
+        user=user,
+        team_id=account.team_id,
+        account=account,
+        purpose=purpose,
+        assisted=assisted,
+        state=state,
+        sequence=0,
+        buffer_minutes=instrument.buffer_minutes,
+        created_by_id=user.id,
+        series_id=series_id,
+        state_changed_at=now,
+        state_changed_by_id=user.id,
+    )
+    if booking in db.session:  # never autoflush a half-built row during the checks
+        db.session.expunge(booking)
+    _hold_slot(booking, start, end, user, now, privileged)
+    audit.record(user, "booking.create", booking, after=audit.snapshot(booking, AUDITED))
+    return booking
+
+
+# -- transitions ----------------------------------------------------------------------------
+
+
+def _transition(
+    booking: Booking, state: str, actor: User | None, now: datetime, reason: str | None = None
+) -> None:
+    """Move ``booking`` to ``state`` recording who, when and why, and audit it.
+
+    :raises BookingRefused: when the state machine does not allow the move.
+    """
+    if state not in TRANSITIONS.get(booking.state, set()):
+        raise BookingRefused(
+            "state",
+            _("A %(current)s booking cannot become %(new)s.", current=booking.state, new=state),
+            "state",
+        )
+    before = booking.state
+    booking.state = state
+    booking.state_changed_at = now
+    booking.state_changed_by_id = actor.id if actor else None
+    booking.state_reason = reason
+    booking.sequence += 1
+    db.session.flush()
+    audit.record(
+        actor,
+        f"booking.{state}",
+        booking,
+        before={"state": before},
+        after={"state": state, "reason": reason},
+    )
+
+
+def cancel_booking(
+    actor: User, booking: Booking, reason: str | None = None, now: datetime | None = None
+) -> Booking:
+    """Cancel a pending or confirmed booking. The owner may cancel until the start; inside
+    the instrument's notice period the cancellation is flagged *late* (billing may charge
+    it). Facility managers may always cancel, and their cancellations are never late.
+
+    :raises NotAllowed: for anyone else. :raises BookingRefused: once the booking started.
+    """
+    now = now or now_utc()
+    manager = booking.can_manage(actor)
+    if not (manager or booking.is_owner(actor)):
+        raise NotAllowed(
+            "owner", _("Only the booking's owner or a facility manager may cancel it.")
+        )
+    if not manager and now >= booking.start_at:
+        raise BookingRefused("started", _("The booking has started; check out instead."), "state")
+    notice = timedelta(hours=booking.instrument.late_cancel_notice_hours)
+    booking.late_cancel = (
+        booking.is_owner(actor) and not manager and now > booking.start_at - notice
+    )
+    _transition(booking, "cancelled", actor, now, _clean_purpose(reason) or None)
+    return booking
+
+
+def approve_booking(actor: User, booking: Booking, now: datetime | None = None) -> Booking:
+    """A facility manager confirms a pending booking that has not started.
+
+    :raises NotAllowed: unless ``actor`` manages the facility. :raises BookingRefused: when
+        the booking is not pending or its start has passed (it then expires).
+    """
+    now = now or now_utc()
+    if not booking.can_manage(actor):
+        raise NotAllowed("manager", _("Only managers of this facility may approve bookings."))
+    if booking.state == "pending" and booking.start_at <= now:
+        _transition(booking, "expired", actor, now, "start passed before approval")
+        raise BookingRefused(
+            "expired", _("The booking's start has passed; it has expired."), "state"
+        )
+    _transition(booking, "confirmed", actor, now)
+    return booking
+
+
+def reject_booking(
+    actor: User, booking: Booking, reason: str, now: datetime | None = None
+) -> Booking:
+    """:raises NotAllowed: unless a manager of the facility. :raises ValidationError:
+    without a reason."""
+    if not booking.can_manage(actor):
+        raise NotAllowed("manager", _("Only managers of this facility may reject bookings."))
+    reason = _clean_purpose(reason)
+    if not reason:
+        raise ValidationError(
+            _("Say why the booking is rejected."), {"reason": [_("This field is required.")]}
+        )
+    _transition(booking, "rejected", actor, now or now_utc(), reason)
+    return booking
+
+
+def approval_warnings(booking: Booking, now: datetime | None = None) -> list[str]:
+    """What a manager should know before approving: rules that no longer hold."""
+    now = now or now_utc()
+    warnings = []
+    if booking.start_at <= now:
+        warnings.append(_("The start has passed."))
+    try:
+        rules.check_account(
+            booking.user, booking.account, booking.instrument, booking.start_at, booking.end_at
+        )
+    except BookingRefused as error:
+        warnings.append(error.message)
+    if (
+        booking.instrument.requires_qualification
+        and rules.live_qualification(booking.user, booking.instrument, now) is None
+    ):
+        warnings.append(_("The user is no longer qualified on this instrument."))
+    return warnings
+
+
+# -- change times ---------------------------------------------------------------------------
+
+
+def reschedule_booking(
+    actor: User, booking: Booking, start: datetime, end: datetime, now: datetime | None = None
+) -> Booking:
+    """Move, extend or shorten a booking. The owner may do so within the policy before the
+    start (a running booking may only change its end, not into the past); a facility
+    manager always. An owner's change to a confirmed booking that needs approval sends it
+    back to ``pending``.
+
+    :raises NotAllowed, BookingRefused, BookingConflict: as for creating.
+    """
+    now = now or now_utc()
+    manager = booking.can_manage(actor)
+    if not (manager or booking.is_owner(actor)):
+        raise NotAllowed(
+            "owner", _("Only the booking's owner or a facility manager may change it.")
+        )
+    if booking.state not in ("pending", "confirmed", "in_use"):
+        raise BookingRefused(
+            "state", _("Only upcoming or running bookings can be changed."), "state"
+        )
+    _check_running_change(booking, start, end, now)
+    instrument = booking.instrument
+    if booking.state != "in_use":
+        check_policy(instrument, booking.user, booking.account, start, end, now, manager)
+    else:
+        rules.check_shape(instrument, start, end)
+    slots.lock_instrument(instrument.id)
+    if not manager:
+        rules.check_quotas(instrument, booking.user, booking.team_id, start, end, booking.id)
+    before = audit.snapshot(booking, AUDITED)
+    _hold_slot(booking, start, end, actor, now, manager)
+    if booking.state == "confirmed" and instrument.requires_approval and not manager:
+        _transition(booking, "pending", actor, now, "changed by owner; needs approval again")
+    audit.record(
+        actor, "booking.reschedule", booking, before=before, after=audit.snapshot(booking, AUDITED)
+    )
+    return booking
+
+
+def _check_running_change(booking: Booking, start: datetime, end: datetime, now: datetime) -> None:
+    if booking.state == "in_use":
+        if start != booking.start_at:
+            raise BookingRefused("started", _("A running booking keeps its start."), "start")
+        if end <= now:
+            raise BookingRefused("past", _("The new end is in the past."), "end")
+
+
+# -- check-in / check-out / expiry ------------------------------------------------------------
+
+
+def check_in(actor: User, booking: Booking, now: datetime | None = None) -> Booking:
+    """Start using a confirmed booking, from a few minutes before its start until its end.
+
+    :raises NotAllowed: unless owner or manager. :raises BookingRefused: outside the window.
+    """
+    now = now or now_utc()
+    if not (booking.is_owner(actor) or booking.can_manage(actor)):
+        raise NotAllowed("owner", _("Only the booking's owner or a facility manager may check in."))
+    early = timedelta(minutes=current_app.config["LABBOOK_CHECKIN_EARLY_MINUTES"])
+    if booking.state == "confirmed" and not (booking.start_at - early <= now < booking.end_at):
+        raise BookingRefused(
+            "check_in_window",
+            _(
+                "Check-in opens %(n)d minutes before the start and closes at the end.",
+                n=int(early.total_seconds() // 60),
+            ),
+            "state",
+        )
+    _transition(booking, "in_use", actor, now)
+    booking.checked_in_at = now
+    return booking
+
+
+def check_out(actor: User, booking: Booking, now: datetime | None = None) -> Booking:
+    """Finish a running booking; the rest of its slot is free again.
+
+    :raises NotAllowed: unless owner or manager. :raises BookingRefused: when not running.
+    """
+    now = now or now_utc()
+    if not (booking.is_owner(actor) or booking.can_manage(actor)):
+        raise NotAllowed(
+            "owner", _("Only the booking's owner or a facility manager may check out.")
+        )
+    _transition(booking, "completed", actor, now)
+    booking.checked_out_at = now
+    return booking
+
+
+def expire_pending(now: datetime | None = None) -> list[Booking]:
+    """Pending bookings whose start has come without approval become ``expired``. Safe to
+    run twice: only still-pending rows are touched."""
+    now = now or now_utc()
+    rows = db.session.scalars(
+        sa.select(Booking)
+        .where(Booking.state == "pending", Booking.start_at <= now)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for booking in rows:
+        _transition(booking, "expired", None, now, "not approved before the start")
+    return list(rows)
