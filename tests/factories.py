@@ -176,7 +176,9 @@ def make_booker(instrument: Instrument, level: str = "basic", **kw: Any) -> User
     return user
 
 
-def make_booking(instrument: Instrument | None = None, user: User | None = None, **kw: Any):  # type: ignore
+def make_booking(  # type: ignore[no-untyped-def]
+    instrument: Instrument | None = None, user: User | None = None, **kw: Any
+):
     """A booking row written directly (no rules), for setting up a scene."""
     from datetime import datetime, timedelta, timezone
 
