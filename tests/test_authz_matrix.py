@@ -46,6 +46,17 @@ TEAM_VIEWERS = {c: "403" for c in CALLERS if c != "anonymous"} | {
 }
 TEAM_LEADS = {c: "403" for c in CALLERS if c != "anonymous"} | {"lead_in": "ok", "admin": "ok"}
 TOKEN_OWNER = {c: "404" for c in CALLERS if c != "anonymous"} | {"researcher": "ok", "admin": "ok"}
+# Booking B belongs to the researcher, on instrument I of facility F.
+BOOKING_VIEWERS = {c: "404" for c in CALLERS if c != "anonymous"} | {
+    "researcher": "ok",
+    "manager_in": "ok",
+    "admin": "ok",
+}
+BOOKING_DECIDERS = BOOKING_VIEWERS | {"researcher": "403", "lead_in": "403"}
+# The team's lead sees a member's booking (SPEC: a PI sees the team's bookings) but cannot
+# change it; everyone else outside owner/manager/admin gets 404, which reveals nothing.
+BOOKING_CHANGERS = BOOKING_VIEWERS | {"lead_in": "403"}
+BOOKING_VIEWERS = BOOKING_VIEWERS | {"lead_in": "ok"}
 
 # (method, URL template, expectations for logged-in callers; anonymous → login unless given)
 MATRIX: list[tuple[str, str, dict[str, str]]] = [
@@ -68,6 +79,22 @@ MATRIX: list[tuple[str, str, dict[str, str]]] = [
     ("GET", "/teams/{T}", TEAM_VIEWERS),
     ("POST", "/teams/{T}/members", TEAM_LEADS),
     ("POST", "/teams/{T}/accounts/{A}/users", TEAM_LEADS),
+    ("GET", "/instruments/{I}/book", EVERYONE),
+    ("POST", "/instruments/{I}/book", EVERYONE),
+    ("GET", "/instruments/{I}/week", EVERYONE),
+    ("GET", "/slots", EVERYONE),
+    ("POST", "/instruments/{I}/request-qualification", EVERYONE),
+    ("GET", "/instruments/{I}/qualifications", MANAGER_OF_F),
+    ("POST", "/instruments/{I}/qualifications", MANAGER_OF_F),
+    ("GET", "/bookings", EVERYONE),
+    ("GET", "/bookings/{B}", BOOKING_VIEWERS),
+    ("GET", "/bookings/{B}/edit", BOOKING_CHANGERS),
+    ("POST", "/bookings/{B}/edit", BOOKING_CHANGERS),
+    ("POST", "/bookings/{B}/check-in", BOOKING_CHANGERS),
+    ("POST", "/bookings/{B}/check-out", BOOKING_CHANGERS),
+    ("GET", "/manage/approvals", MANAGERS),
+    ("POST", "/manage/approvals", MANAGERS),
+    ("GET", "/manage/facilities/{F}/today", MANAGER_OF_F),
     ("GET", "/admin/users", ADMIN_ONLY),
     ("GET", "/admin/users/new", ADMIN_ONLY),
     ("POST", "/admin/users/new", ADMIN_ONLY),
@@ -95,23 +122,27 @@ MATRIX: list[tuple[str, str, dict[str, str]]] = [
     ("POST", "/teams/{T}/members/{X}/remove", TEAM_LEADS),
     ("POST", "/admin/teams/{T}/members/{Y}/remove", ADMIN_ONLY),
     ("POST", "/admin/facilities/{F}/managers/{Z}/remove", ADMIN_ONLY),
+    ("POST", "/bookings/{B}/reject", BOOKING_DECIDERS),
+    ("POST", "/bookings/{B}/approve", BOOKING_DECIDERS),
+    ("POST", "/bookings/{B}/cancel", BOOKING_CHANGERS),
+    ("POST", "/instruments/{I}/qualifications/{Q}/revoke", MANAGER_OF_F),
+    ("POST", "/instruments/{I}/qualification-requests/{P}/decline", MANAGER_OF_F),
     ("POST", "/logout", {c: "login" for c in CALLERS}),  # logging out ends on the login page
 ]
 
 
 def _world() -> SimpleNamespace:
     """Facility F with instrument I, another facility; team T (researcher, lead_in, two
-    spare members X and Y, account A) and another team with lead_out."""
+    spare members X and Y, account A) and another team with lead_out. The researcher has a
+    pending booking B on I and a qualification Q on it; X has an open qualification
+    request P."""
     from labbook.auth.services import create_token
+    from labbook.bookings.models import QualificationRequest
 
     f, other = factories.make_facility(), factories.make_facility()
     team, other_team = factories.make_team(), factories.make_team()
-    w = SimpleNamespace(
-        F=f.id,
-        I=factories.make_instrument(facility=f).id,
-        T=team.id,
-        A=factories.make_account(team=team).id,
-    )
+    instrument, account = factories.make_instrument(facility=f), factories.make_account(team=team)
+    w = SimpleNamespace(F=f.id, I=instrument.id, T=team.id, A=account.id)
     w.users = {
         "researcher": factories.make_user_with_role("researcher", team=team),
         "lead_in": factories.make_user_with_role("team_lead", team=team),
@@ -126,6 +157,14 @@ def _world() -> SimpleNamespace:
     w.X = factories.make_user_with_role("researcher", team=team).id
     w.Y = factories.make_user_with_role("researcher", team=team).id
     w.K = create_token(w.users["researcher"], "matrix")[0].id
+    w.B = factories.make_booking(
+        instrument, w.users["researcher"], account=account, state="pending"
+    ).id
+    w.Q = factories.make_qualification(w.users["researcher"], instrument).id
+    request = QualificationRequest(user_id=w.X, instrument_id=instrument.id, message="")
+    db.session.add(request)
+    db.session.flush()
+    w.P = request.id
     db.session.commit()
     return w
 

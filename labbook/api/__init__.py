@@ -93,5 +93,7 @@ def paginate(
 def load_routes() -> None:
     """Import the modules whose routes attach to ``bp`` (before it is registered)."""
     from labbook.api import openapi  # noqa: F401
+    from labbook.bookings import api as bookings_api  # noqa: F401
+    from labbook.bookings import api_availability, api_qualifications  # noqa: F401
     from labbook.instruments import api as instruments_api  # noqa: F401
     from labbook.teams import api as teams_api  # noqa: F401

@@ -24,6 +24,7 @@ from labbook.errors import ValidationError
 MAX_ID = 2**31 - 1  # ids are 32-bit integers on every backend
 _INT_TEXT = re.compile(r"-?[0-9]{1,19}")
 _DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+DATETIME_YEARS = (1900, 2999)
 _DATETIME_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+(Z|[+-][0-9:]+)?")
 
 
@@ -52,6 +53,13 @@ class Prop:
     def parse_text(self, raw: str) -> Any:
         """The typed value of a query-string value. :raises Invalid: when it is wrong."""
         return self.parse(raw)
+
+    def parse_texts(self, raws: list[str]) -> Any:
+        """The typed value of a query parameter given one or more times (most may be given
+        only once). :raises Invalid: when it is wrong."""
+        if len(raws) > 1:
+            raise Invalid(_("Give this parameter at most once."))
+        return self.parse_text(raws[0])
 
     def type_schema(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -156,6 +164,30 @@ class Choice(Prop):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ChoiceList(Prop):
+    """Several words of a fixed set: a JSON array, or in a query string the parameter
+    repeated and/or a comma-separated list (``state=pending,confirmed&state=in_use``)."""
+
+    choices: tuple[str, ...] = ()
+
+    def parse(self, value: Any) -> list[str]:
+        if (not isinstance(value, list) or not value
+                or any(not isinstance(v, str) or v not in self.choices for v in value)):
+            raise Invalid(_("Each must be one of: %(choices)s.", choices=", ".join(self.choices)))
+        return list(dict.fromkeys(value))  # distinct, in the order given
+
+    def parse_text(self, raw: str) -> list[str]:
+        return self.parse([part.strip() for part in raw.split(",")])
+
+    def parse_texts(self, raws: list[str]) -> list[str]:
+        return self.parse_text(",".join(raws))
+
+    def type_schema(self) -> dict[str, Any]:
+        return {"type": "array", "items": {"type": "string", "enum": list(self.choices)},
+                "minItems": 1}
+
+
+@dataclass(frozen=True, kw_only=True)
 class IdList(Prop):
     """A list of distinct row ids (whether they exist is the service's question)."""
 
@@ -212,6 +244,10 @@ class DateTime(Prop):
             raise Invalid(_("Enter a date and time in ISO 8601, e.g. 2026-03-02T09:00:00+08:00."))
         if parsed.utcoffset() is None:
             raise Invalid(_("Give the time zone offset, e.g. 2026-03-02T09:00:00+08:00."))
+        if not DATETIME_YEARS[0] <= parsed.year <= DATETIME_YEARS[1]:
+            # Beyond these, converting between zones can overflow Python's datetime.
+            raise Invalid(_("Give a year between %(low)d and %(high)d.",
+                            low=DATETIME_YEARS[0], high=DATETIME_YEARS[1]))
         return parsed
 
     def type_schema(self) -> dict[str, Any]:
@@ -304,11 +340,9 @@ class Schema:
         self._unknown(args.keys(), errors, _("Unknown parameter."))
         for name, prop in self.props.items():
             values = [v for v in args.getlist(name) if v != ""]
-            if len(values) > 1:
-                errors[name] = [_("Give this parameter at most once.")]
-            elif values:
+            if values:
                 try:
-                    clean[name] = prop.parse_text(values[0])
+                    clean[name] = prop.parse_texts(values)
                 except Invalid as error:
                     errors[name] = [error.message]
             elif prop.required:

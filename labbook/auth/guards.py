@@ -17,6 +17,7 @@ from labbook.errors import Forbidden, NotFound
 from labbook.extensions import db
 
 F = TypeVar("F", bound=Callable[..., Any])
+MAX_ID = 2**31 - 1
 M = TypeVar("M")
 
 
@@ -56,7 +57,9 @@ def get_or_404(model: type[M], ident: Any, message: str | None = None) -> M:
 
     :raises NotFound: when no such row exists.
     """
-    obj = db.session.get(model, ident) if ident is not None else None
+    if ident is None or (isinstance(ident, int) and not 0 < ident <= MAX_ID):
+        raise NotFound(message or _("Not found."))  # beyond the integer column: cannot exist
+    obj = db.session.get(model, ident)
     if obj is None:
         raise NotFound(message or _("Not found."))
     return obj

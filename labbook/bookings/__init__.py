@@ -1,5 +1,7 @@
-"""Bookings: the booking engine arrives with its own issue; the package has its final shape."""
+"""Bookings: the booking engine (rules, slots, services), its pages and its API."""
 
 from flask import Blueprint
 
 bp = Blueprint("bookings", __name__, template_folder="templates")
+
+from labbook.bookings import manage, views  # noqa: E402,F401  (routes attach to bp)

@@ -84,22 +84,18 @@ def find_slots(user: User, query: SlotQuery, now: datetime | None = None) -> lis
     instruments = db.session.scalars(
         stmt.options(selectinload(Instrument.facility), selectinload(Instrument.fields))
     ).all()
-    found = []
+    found: list[tuple[datetime, int, datetime, Instrument]] = []
     for instrument in instruments:
         if not may_book(user, instrument, now):
             continue
         slot = earliest_free(instrument, user, query, now)
         if slot is not None:
-            found.append(
-                {
-                    "instrument_id": instrument.id,
-                    "instrument": instrument.name,
-                    "start": slot[0].isoformat(),
-                    "end": slot[1].isoformat(),
-                }
-            )
-    found.sort(key=lambda item: (item["start"], item["instrument_id"]))
-    return found[: query.limit]
+            found.append((slot[0], instrument.id, slot[1], instrument))
+    found.sort(key=lambda item: (item[0], item[1]))  # by instant, not by text
+    return [
+        {"instrument_id": i.id, "instrument": i.name, "start": s.isoformat(), "end": e.isoformat()}
+        for s, _id, e, i in found[: query.limit]
+    ]
 
 
 def earliest_free(

@@ -26,12 +26,13 @@ def local(instrument: Instrument, moment: datetime) -> datetime:
 
 def check_instrument_open(instrument: Instrument) -> None:
     """:raises BookingRefused: when the instrument is down or retired."""
-    if instrument.status in ("down", "retired"):
-        raise BookingRefused(
-            "instrument_unavailable",
-            _("This instrument cannot be booked while it is %(status)s.", status=instrument.status),
-            field="instrument_id",
-        )
+    if instrument.status == "down":
+        message = _("This instrument is down and cannot be booked until it is repaired.")
+    elif instrument.status == "retired":
+        message = _("This instrument is retired and can no longer be booked.")
+    else:
+        return
+    raise BookingRefused("instrument_unavailable", message, field="instrument_id")
 
 
 def check_shape(instrument: Instrument, start: datetime, end: datetime) -> None:
@@ -154,18 +155,19 @@ def check_staffed(
 def check_account(
     user: User, account: Account, instrument: Instrument, start: datetime, end: datetime
 ) -> None:
-    """Active, valid on every local day of the booking, and chargeable by the user.
+    """Chargeable by the user (checked first, so nobody learns about other teams' accounts),
+    active, and valid on every local day of the booking.
 
     :raises BookingRefused: naming what is wrong with the account.
     """
+    if not account.may_be_charged_by(user):
+        raise BookingRefused("account", _("Unknown account."), "account_id")
     first: date = local(instrument, start).date()
     last: date = local(instrument, end - timedelta(microseconds=1)).date()
     if not account.active:
         message = _("The account %(code)s is not active.", code=account.code)
     elif not (account.is_valid_on(first) and account.is_valid_on(last)):
         message = _("The account %(code)s is not valid on the booking's dates.", code=account.code)
-    elif not account.may_be_charged_by(user):
-        message = _("You may not charge the account %(code)s.", code=account.code)
     else:
         return
     raise BookingRefused("account", message, "account_id")

@@ -31,6 +31,9 @@ TRANSITIONS = {
 }
 AUDITED = ("state", "start_at", "end_at", "account_id", "purpose", "assisted", "late_cancel")
 EXCLUSION_VIOLATION = "23P01"
+# Exclusion violation, deadlock victim, serialization failure: roll back the savepoint, check again.
+RECHECK_STATES = {EXCLUSION_VIOLATION, "40P01", "40001"}
+FLUSH_ATTEMPTS = 3
 
 
 # -- conflicts ------------------------------------------------------------------------------
@@ -113,16 +116,28 @@ def _hold_slot(
     """Give ``booking`` the interval ``[start, end)`` (plus its buffer) if it is free.
 
     The overlap check runs under the instrument lock taken by the caller; the change is
-    applied and flushed in a SAVEPOINT, so a refusal by the exclusion constraint rolls back
-    only this change and leaves the booking as it was. Nothing is changed on refusal.
+    applied and flushed in a SAVEPOINT, so a refusal by the exclusion constraint (23P01) or a
+    deadlock/serialization abort (40P01/40001, possible only against a writer that skipped
+    the lock) rolls back just this change: the check then runs again. Nothing is changed
+    on refusal.
 
     :raises BookingConflict: when the time is taken.
     """
     instrument = booking.instrument
     block_end = end + timedelta(minutes=booking.buffer_minutes)
+    for _attempt in range(FLUSH_ATTEMPTS):
+        clash = slots.overlapping(instrument.id, start, block_end, booking.id)
+        if clash:
+            _refuse_conflict(instrument, user, start, end, now, clash, booking.id, privileged)
+        if _flush_interval(booking, start, end, block_end):
+            return
     clash = slots.overlapping(instrument.id, start, block_end, booking.id)
-    if clash:
-        _refuse_conflict(instrument, user, start, end, now, clash, booking.id, privileged)
+    _refuse_conflict(instrument, user, start, end, now, clash, booking.id, privileged)
+
+
+def _flush_interval(booking: Booking, start: datetime, end: datetime, block_end: datetime) -> bool:
+    """Apply and flush in a SAVEPOINT; False when the database refused it in a way that
+    calls for checking again (overlap found by the constraint, or a retryable abort)."""
     try:
         with db.session.begin_nested():
             if booking.id is not None:
@@ -130,11 +145,11 @@ def _hold_slot(
             booking.start_at, booking.end_at, booking.block_end = start, end, block_end
             db.session.add(booking)
             db.session.flush()
-    except sa.exc.IntegrityError as error:
-        if getattr(error.orig, "sqlstate", None) != EXCLUSION_VIOLATION:
+        return True
+    except (sa.exc.IntegrityError, sa.exc.OperationalError) as error:
+        if getattr(error.orig, "sqlstate", None) not in RECHECK_STATES:
             raise
-        clash = slots.overlapping(instrument.id, start, block_end, booking.id)
-        _refuse_conflict(instrument, user, start, end, now, clash, booking.id, privileged)
+        return False
 
 
 # -- create ---------------------------------------------------------------------------------
@@ -175,22 +190,22 @@ def check_policy(
     privileged: bool,
 ) -> None:
     """Every rule that does not need the instrument lock. Managers of the facility (and
-    admins) are held to the shape of a booking only.
+    admins) are held to the shape of a booking and to a chargeable, valid account only.
 
     :raises BookingRefused, NotAllowed: naming the broken rule.
     """
     rules.check_instrument_open(instrument)
     rules.check_shape(instrument, start, end)
+    rules.check_account(user, account, instrument, start, end)
     if privileged:
         return
     rules.check_window(instrument, start, now)
-    rules.check_account(user, account, instrument, start, end)
     qualification = rules.live_qualification(user, instrument, now)
     rules.check_qualified(instrument, qualification)
     rules.check_staffed(instrument, start, end, qualification)
 
 
-def _clean_purpose(purpose: str | None) -> str:
+def clean_purpose(purpose: str | None) -> str:
     purpose = (purpose or "").strip()
     if len(purpose) > 500:
         raise ValidationError(
@@ -220,7 +235,7 @@ def create_booking(
     :raises BookingConflict: the time is taken (409), with alternatives.
     """
     now = now or now_utc()
-    purpose = _clean_purpose(purpose)
+    purpose = clean_purpose(purpose)
     privileged = user.manages_facility(instrument.facility_id)
     account = resolve_account(user, account_id)
     check_policy(instrument, user, account, start, end, now, privileged)
@@ -251,6 +266,15 @@ def create_booking(
 
 
 # -- transitions ----------------------------------------------------------------------------
+
+
+def lock_booking(booking: Booking) -> Booking:
+    """Re-read the booking's row FOR UPDATE (PostgreSQL), so two concurrent changes to one
+    booking (say a cancel and a check-in) apply one after the other instead of one silently
+    overwriting the other. SQLite transactions already hold the write lock."""
+    if booking.id is not None and db.session.get_bind().dialect.name == "postgresql":
+        db.session.refresh(booking, with_for_update=True)
+    return booking
 
 
 def _transition(
@@ -291,6 +315,7 @@ def cancel_booking(
 
     :raises NotAllowed: for anyone else. :raises BookingRefused: once the booking started.
     """
+    lock_booking(booking)
     now = now or now_utc()
     manager = booking.can_manage(actor)
     if not (manager or booking.is_owner(actor)):
@@ -303,7 +328,7 @@ def cancel_booking(
     booking.late_cancel = (
         booking.is_owner(actor) and not manager and now > booking.start_at - notice
     )
-    _transition(booking, "cancelled", actor, now, _clean_purpose(reason) or None)
+    _transition(booking, "cancelled", actor, now, clean_purpose(reason) or None)
     return booking
 
 
@@ -311,15 +336,16 @@ def approve_booking(actor: User, booking: Booking, now: datetime | None = None) 
     """A facility manager confirms a pending booking that has not started.
 
     :raises NotAllowed: unless ``actor`` manages the facility. :raises BookingRefused: when
-        the booking is not pending or its start has passed (it then expires).
+        the booking is not pending or its start has passed.
     """
+    lock_booking(booking)
     now = now or now_utc()
     if not booking.can_manage(actor):
         raise NotAllowed("manager", _("Only managers of this facility may approve bookings."))
     if booking.state == "pending" and booking.start_at <= now:
-        _transition(booking, "expired", actor, now, "start passed before approval")
+        # Refuse without writing; the expiry job (expire_pending) marks it expired.
         raise BookingRefused(
-            "expired", _("The booking's start has passed; it has expired."), "state"
+            "expired", _("The booking's start has passed; it can no longer be approved."), "state"
         )
     _transition(booking, "confirmed", actor, now)
     return booking
@@ -330,9 +356,10 @@ def reject_booking(
 ) -> Booking:
     """:raises NotAllowed: unless a manager of the facility. :raises ValidationError:
     without a reason."""
+    lock_booking(booking)
     if not booking.can_manage(actor):
         raise NotAllowed("manager", _("Only managers of this facility may reject bookings."))
-    reason = _clean_purpose(reason)
+    reason = clean_purpose(reason)
     if not reason:
         raise ValidationError(
             _("Say why the booking is rejected."), {"reason": [_("This field is required.")]}
@@ -374,6 +401,7 @@ def reschedule_booking(
 
     :raises NotAllowed, BookingRefused, BookingConflict: as for creating.
     """
+    lock_booking(booking)
     now = now or now_utc()
     manager = booking.can_manage(actor)
     if not (manager or booking.is_owner(actor)):
@@ -419,6 +447,7 @@ def check_in(actor: User, booking: Booking, now: datetime | None = None) -> Book
 
     :raises NotAllowed: unless owner or manager. :raises BookingRefused: outside the window.
     """
+    lock_booking(booking)
     now = now or now_utc()
     if not (booking.is_owner(actor) or booking.can_manage(actor)):
         raise NotAllowed("owner", _("Only the booking's owner or a facility manager may check in."))
@@ -442,6 +471,7 @@ def check_out(actor: User, booking: Booking, now: datetime | None = None) -> Boo
 
     :raises NotAllowed: unless owner or manager. :raises BookingRefused: when not running.
     """
+    lock_booking(booking)
     now = now or now_utc()
     if not (booking.is_owner(actor) or booking.can_manage(actor)):
         raise NotAllowed(

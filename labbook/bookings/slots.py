@@ -51,7 +51,9 @@ def overlapping(
     """Slot holders whose blocked interval meets ``[start, block_end)`` (None: unbounded)."""
     stmt = sa.select(Reservation).where(
         Reservation.instrument_id == instrument_id,
-        Reservation.state.in_(ACTIVE_STATES),
+        # Literal states let SQLite use the partial index ix_reservations_active_span.
+        Reservation.state.in_(sa.bindparam("active", ACTIVE_STATES, expanding=True,
+                                           literal_execute=True)),
         sa.or_(Reservation.block_end.is_(None), Reservation.block_end > start),
     )
     if block_end is not None:

@@ -2,13 +2,25 @@
 
 A route added under /api/v1 without a row here fails ``test_matrix_covers_every_route``.
 Refused writes must leave the database as it was.
+
+Booking-engine routes have one more kind of caller, ``owner``: the researcher whose
+booking (or qualification) the request is about. There ``researcher`` is a stranger to it,
+``facility_manager`` manages the instrument's facility and ``other_manager`` another one.
 """
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
+from labbook.auth.services import user_for_token
+from labbook.bookings.models import Qualification
+from labbook.bookings.series import create_series
+from labbook.db import now_utc
+from labbook.extensions import db
+from tests import factories
+from tests.api.bookings_helpers import iso, row_of, whole_hour, written
 from tests.api.conftest import ROLES, api_routes, snapshot_db, valid_instrument
 
 READ = {"anonymous": 401, "revoked": 401, "inactive": 401, "researcher": 200, "team_lead": 200,
@@ -43,9 +55,44 @@ def _body(path: str, method: str, catalog: Any) -> dict[str, Any] | None:
     return None
 
 
+_UNAUTHENTICATED = {"anonymous": 401, "revoked": 401, "inactive": 401}
+
+
+def _booking_row(owner: int, manager: int, others: int) -> dict[str, int]:
+    """Owner, managers of the facility (and admins), everyone else."""
+    return {**_UNAUTHENTICATED, "owner": owner, "facility_manager": manager, "admin": manager,
+            "researcher": others, "team_lead": others, "other_manager": others,
+            "finance": others}
+
+
+BOOKING_READ = {**READ, "owner": 200}
+BOOKING_MATRIX: dict[tuple[str, str], dict[str, int]] = {
+    # Every caller has a default account here, so qualification and role decide.
+    ("/bookings", "post"): {**_booking_row(201, 201, 403)},
+    ("/bookings", "get"): BOOKING_READ,
+    ("/bookings/{booking_id}", "get"): _booking_row(200, 200, 404),
+    ("/bookings/{booking_id}", "patch"): _booking_row(200, 200, 404),
+    ("/bookings/{booking_id}/cancel", "post"): _booking_row(200, 200, 404),
+    ("/bookings/{booking_id}/approve", "post"): _booking_row(403, 200, 404),
+    ("/bookings/{booking_id}/reject", "post"): _booking_row(403, 200, 404),
+    ("/bookings/{booking_id}/check-in", "post"): _booking_row(200, 200, 404),
+    ("/bookings/{booking_id}/check-out", "post"): _booking_row(200, 200, 404),
+    ("/series/{series_id}", "get"): _booking_row(200, 200, 404),
+    ("/instruments/{instrument_id}/availability", "get"): BOOKING_READ,
+    ("/slots", "get"): BOOKING_READ,
+    ("/qualifications", "get"): BOOKING_READ,
+    ("/qualifications", "post"): _booking_row(403, 201, 403),
+    ("/qualifications/{qualification_id}", "delete"): _booking_row(403, 200, 404),
+    ("/qualification-requests", "post"): {**_booking_row(201, 201, 201)},
+}
+ERROR_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
+
+
 def test_matrix_covers_every_route(app):
-    assert set(MATRIX) == api_routes(app)
+    assert set(MATRIX) | set(BOOKING_MATRIX) == api_routes(app)
+    assert not set(MATRIX) & set(BOOKING_MATRIX)
     assert all(set(row) == set(ROLES) for row in MATRIX.values())
+    assert all(set(row) == {*ROLES, "owner"} for row in BOOKING_MATRIX.values())
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -59,8 +106,99 @@ def test_api_authorization(client, catalog, headers_for, path, method, role):
                            json=_body(path, method, catalog))
     assert response.status_code == expected, response.get_data(as_text=True)[:300]
     if expected >= 400:
-        code = {401: "unauthorized", 403: "forbidden"}[expected]
+        code = ERROR_CODES[expected]
         assert response.get_json()["error"]["code"] == code
         assert snapshot_db() == before
     elif method in {"post", "patch"}:
         assert snapshot_db() != before
+
+
+# -- booking engine -------------------------------------------------------------------------
+
+# The state a route needs its booking in to succeed.
+_BOOKING_STATE = {"approve": "pending", "reject": "pending", "check-out": "in_use"}
+
+
+def _give_default_account(user: Any) -> None:
+    team = factories.make_team()
+    factories.make_account(team, is_default=True, valid_from=date(2020, 1, 1))
+    factories.add_member(team, user)
+
+
+def _availability_url(instrument: Any, owner: Any, start: Any) -> str:
+    return (f"/instruments/{instrument.id}/availability?start="
+            f"{iso(start).replace('+', '%2B')}&end="
+            f"{iso(start + timedelta(days=1)).replace('+', '%2B')}")
+
+
+def _series_url(instrument: Any, owner: Any, start: Any) -> str:
+    result = create_series(owner, instrument, start, start + timedelta(hours=1),
+                           {"freq": "weekly", "count": 2})
+    return f"/series/{result.series_id}"
+
+
+_READS = {
+    "/instruments/{instrument_id}/availability": _availability_url,
+    "/series/{series_id}": _series_url,
+    "/slots": lambda instrument, owner, start: "/slots?minutes=60",
+}
+
+
+def _booking_request(path: str, method: str, catalog: Any, owner: Any,
+                     caller: Any) -> tuple[str, Any]:
+    """The URL and body of a request that succeeds for whoever may make it."""
+    instrument = catalog.instrument
+    start = whole_hour()
+    if (path, method) == ("/bookings", "post"):
+        if caller is not None and caller is not owner:
+            _give_default_account(caller)
+        return "/bookings", {"instrument_id": instrument.id, "start": iso(start),
+                             "end": iso(start + timedelta(hours=1))}
+    if path.startswith("/bookings/"):
+        action = path.rpartition("/")[2]
+        if action == "check-in":
+            start = now_utc().replace(minute=0, second=0, microsecond=0)
+        booking = factories.make_booking(instrument, owner, start=start,
+                                         state=_BOOKING_STATE.get(action, "confirmed"))
+        body = {"reason": "needed for a course"} if action == "reject" else {
+            "purpose": "changed"} if method == "patch" else None
+        return path.format(booking_id=booking.id), body
+    if method == "get" and path in _READS:
+        return _READS[path](instrument, owner, start), None
+    if path == "/qualifications/{qualification_id}":
+        qualification = db.session.scalar(
+            db.select(Qualification).where(Qualification.user_id == owner.id))
+        return path.format(qualification_id=qualification.id), None
+    if (path, method) == ("/qualifications", "post"):
+        newcomer = factories.make_user_with_role("researcher")
+        return path, {"user_id": newcomer.id, "instrument_id": instrument.id}
+    if (path, method) == ("/qualification-requests", "post"):
+        return path, {"instrument_id": instrument.id, "message": "please"}
+    return path, None
+
+
+BOOKING_CASES = [(path, method, role) for (path, method), row in sorted(BOOKING_MATRIX.items())
+                 for role in sorted(row)]
+
+
+@pytest.mark.parametrize(("path", "method", "role"), BOOKING_CASES)
+def test_bookings_api_authorization(client, catalog, headers_for, api_token, path, method,
+                                    role):
+    owner = factories.make_booker(catalog.instrument, level="advanced")
+    headers = api_token(owner) if role == "owner" else headers_for(role)
+    secret = headers.get("Authorization", " ").split(" ", 1)[1]
+    caller = owner if role == "owner" else user_for_token(secret)
+    url, body = _booking_request(path, method, catalog, owner, caller)
+    db.session.commit()
+    before = written()
+    booking_id = url.split("/")[2] if url.startswith("/bookings/") else None
+    row = row_of(int(booking_id)) if booking_id else None
+    response = client.open("/api/v1" + url, method=method.upper(), headers=headers, json=body)
+    expected = BOOKING_MATRIX[(path, method)][role]
+    assert response.status_code == expected, response.get_data(as_text=True)[:300]
+    if expected >= 400:
+        assert response.get_json()["error"]["code"] == ERROR_CODES[expected]
+        assert written() == before
+        assert row is None or row_of(int(booking_id)) == row
+    elif method != "get":
+        assert written() != before

@@ -254,14 +254,15 @@ def test_approve_and_reject(scene):
     assert second.state == "rejected" and second.state_reason.startswith("Instrument")
 
 
-def test_approving_after_start_expires(scene):
+def test_approving_after_start_is_refused(scene):
     instrument, user = scene
     instrument.requires_approval = True
     manager = factories.make_user_with_role("facility_manager", facility=instrument.facility)
     booking = _book(user, instrument)
-    with pytest.raises(BookingRefused):
+    with pytest.raises(BookingRefused) as info:
         services.approve_booking(manager, booking, now=MON_10 + timedelta(minutes=1))
-    assert booking.state == "expired"
+    assert info.value.rule == "expired"
+    assert booking.state == "pending"  # refused without writing; the expiry job marks it
 
 
 def test_reschedule_moves_and_bumps_sequence(scene):
@@ -316,3 +317,29 @@ def test_expire_pending_is_idempotent(scene):
     assert services.expire_pending(now=MON_10) == [booking]
     assert services.expire_pending(now=MON_10) == []
     assert booking.state == "expired"
+
+
+def test_manager_must_use_an_account_they_may_charge(scene):
+    instrument, user = scene
+    manager = factories.make_user_with_role("facility_manager", facility=instrument.facility)
+    foreign = user.memberships[0].team.default_account
+    with pytest.raises(BookingRefused) as info:
+        _book(manager, instrument, account_id=foreign.id)
+    assert info.value.message == "Unknown account."
+
+
+def test_other_teams_account_state_is_not_revealed(scene):
+    instrument, user = scene
+    foreign = factories.make_account(active=False)
+    with pytest.raises(BookingRefused) as info:
+        _book(user, instrument, account_id=foreign.id)
+    assert info.value.message == "Unknown account." and foreign.code not in info.value.message
+
+
+def test_team_lead_sees_team_bookings(scene):
+    instrument, user = scene
+    booking = _book(user, instrument)
+    lead = factories.make_user(roles=("team_lead",))
+    factories.add_member(booking.team, lead, is_lead=True)
+    assert booking.can_see_details(lead)
+    assert not booking.can_see_details(factories.make_user_with_role("team_lead"))

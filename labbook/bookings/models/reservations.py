@@ -97,6 +97,13 @@ class Reservation(db.Model):
             name="kind_columns",
         ),
         sa.Index("ix_reservations_instrument_span", "instrument_id", "start_at", "block_end"),
+        # The overlap check only looks at slot holders; this partial index keeps it flat however
+        # long an instrument's history grows (SQLite needs the states as literals to use it).
+        sa.Index(
+            "ix_reservations_active_span", "instrument_id", "start_at",
+            sqlite_where=sa.text("state IN ('pending', 'confirmed', 'in_use', 'scheduled')"),
+            postgresql_where=sa.text("state IN ('pending', 'confirmed', 'in_use', 'scheduled')"),
+        ),
         sa.Index("ix_reservations_user_start", "user_id", "start_at"),
     )
     __mapper_args__ = {"polymorphic_on": "kind"}
@@ -167,8 +174,13 @@ class Booking(Reservation):
         return user.id == self.user_id
 
     def can_see_details(self, user: User) -> bool:
-        """Who booked and why is visible to the owner, the facility's managers and admins."""
-        return self.is_owner(user) or user.manages_facility(self.instrument.facility_id)
+        """Who booked and why is visible to the owner, the leads of the booking's team
+        (SPEC: a PI sees the team's bookings), the facility's managers and admins."""
+        return (
+            self.is_owner(user)
+            or (self.team_id is not None and user.leads_team(self.team_id))
+            or user.manages_facility(self.instrument.facility_id)
+        )
 
     def can_manage(self, user: User) -> bool:
         return user.manages_facility(self.instrument.facility_id)

@@ -37,6 +37,12 @@ class WaitlistEntry(db.Model):
             name="state_known",
         ),
         sa.Index("ix_waitlist_entries_instrument_state", "instrument_id", "state", "created_at"),
+        sa.Index(
+            "uq_waitlist_entries_live", "instrument_id", "user_id", "start_at", "end_at",
+            unique=True,
+            sqlite_where=sa.text("state IN ('waiting', 'offered')"),
+            postgresql_where=sa.text("state IN ('waiting', 'offered')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
