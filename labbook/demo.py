@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from labbook import audit
+from labbook import audit, demo_bookings
 from labbook.auth.models import User
 from labbook.auth.services import create_user, find_user
 from labbook.extensions import db
@@ -382,9 +382,7 @@ def seed_demo(progress: Progress = _no_progress) -> Counter:
     """Create whatever demo data is missing and return how many rows of each kind were
     created (all zero on a second run). ``progress(items, label)`` may wrap the long
     instrument loop in a progress bar. The caller commits.
-
-    :raises labbook.errors.ValidationError: when existing data clashes with the demo data
-        (e.g. an instrument elsewhere already uses a demo account code).
+    :raises labbook.errors.ValidationError: when existing data clashes with the demo data.
     """
     created: Counter = Counter()
     fields = _ensure_named(ResearchField, FIELDS, "field.create", created)
@@ -396,4 +394,6 @@ def seed_demo(progress: Progress = _no_progress) -> Counter:
     teams = _ensure_teams(created)
     users = _ensure_users(created)
     _ensure_links(users, teams, facilities, created)
+    demo_bookings.ensure_qualifications(users, created)
+    demo_bookings.ensure_bookings(users, created)
     return created

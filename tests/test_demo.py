@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from labbook import demo
 from labbook.auth.models import User
+from labbook.db import now_utc
 from labbook.extensions import db
 from labbook.instruments.models import (
     Facility,
@@ -98,3 +99,19 @@ def test_seed_demo_prints_the_logins(seeded):
     assert demo.DEMO_PASSWORD in seeded.stdout
     for spec in demo.DEMO_USERS:
         assert spec.email in seeded.stdout
+
+
+def test_seed_demo_gives_the_researcher_qualifications_and_next_week_bookings(runner):
+    from labbook.bookings.models import Booking, Qualification
+
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    researcher = db.session.scalar(sa.select(User).where(User.email == "researcher@example.org"))
+    quals = db.session.scalars(sa.select(Qualification).where(
+        Qualification.user_id == researcher.id)).all()
+    assert len(quals) == 3
+    bookings = db.session.scalars(sa.select(Booking)).all()
+    assert {b.state for b in bookings} == {"confirmed", "pending"}  # the TEM needs approval
+    assert all(b.start_at > now_utc() for b in bookings)
+    before = len(bookings)
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Booking)) == before
