@@ -36,6 +36,11 @@ RECHECK_STATES = {EXCLUSION_VIOLATION, "40P01", "40001"}
 FLUSH_ATTEMPTS = 3
 
 
+def local_iso(instrument: Instrument, moment: datetime) -> str:
+    """ISO 8601 with the facility's offset, as every answer about an instrument's time."""
+    return rules.local(instrument, moment).isoformat()
+
+
 # -- conflicts ------------------------------------------------------------------------------
 
 
@@ -44,8 +49,8 @@ def describe_conflicts(rows: list[Reservation], viewer: User) -> list[dict[str, 
     out = []
     for row in rows:
         item: dict[str, Any] = {
-            "start": row.start_at.isoformat(),
-            "end": row.block_end.isoformat() if row.block_end else None,
+            "start": local_iso(row.instrument, row.start_at),
+            "end": local_iso(row.instrument, row.block_end) if row.block_end else None,
             "kind": row.kind,
         }
         if isinstance(row, Booking) and row.can_see_details(viewer):
@@ -90,7 +95,7 @@ def alternatives(
         acceptable,
         max_steps=int(window / step),
     )
-    return [{"start": s.isoformat(), "end": e.isoformat()} for s, e in found]
+    return [{"start": local_iso(instrument, s), "end": local_iso(instrument, e)} for s, e in found]
 
 
 def _refuse_conflict(
