@@ -52,14 +52,16 @@ def authorize(allowed: bool, message: str | None = None) -> None:
         raise Forbidden(message or _("You do not have permission to do this."))
 
 
-def get_or_404(model: type[M], ident: Any, message: str | None = None) -> M:
-    """Load a row by primary key.
+def get_or_404(
+    model: type[M], ident: Any, message: str | None = None, options: tuple = ()
+) -> M:
+    """Load a row by primary key (``options``: loader options, e.g. joinedload).
 
     :raises NotFound: when no such row exists.
     """
     if ident is None or (isinstance(ident, int) and not 0 < ident <= MAX_ID):
         raise NotFound(message or _("Not found."))  # beyond the integer column: cannot exist
-    obj = db.session.get(model, ident)
+    obj = db.session.get(model, ident, options=options)
     if obj is None:
         raise NotFound(message or _("Not found."))
     return obj

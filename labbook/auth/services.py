@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask_babel import gettext as _
+from sqlalchemy.orm import joinedload
 
 from labbook import audit
 from labbook.auth.models import (
@@ -167,9 +168,12 @@ def user_for_token(secret: str) -> User | None:
     """The active user a bearer token belongs to, or None."""
     if not secret:
         return None
+    # One round trip: the token, its user and the user's roles (every API call pays this).
     token = db.session.execute(
-        db.select(ApiToken).where(ApiToken.token_hash == hash_token(secret))
-    ).scalar_one_or_none()
+        db.select(ApiToken)
+        .where(ApiToken.token_hash == hash_token(secret))
+        .options(joinedload(ApiToken.user).joinedload(User.role_rows))
+    ).unique().scalar_one_or_none()
     if token is None or token.revoked_at is not None or not token.user.active:
         return None
     return token.user

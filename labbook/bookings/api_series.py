@@ -55,7 +55,7 @@ from labbook.bookings.api_support import (
 )
 from labbook.bookings.models import Booking, BookingSeries
 from labbook.bookings.recurrence import MAX_INTERVAL, MAX_OCCURRENCES
-from labbook.bookings.services import create_booking
+from labbook.bookings.services import INSTRUMENT_WITH_POLICY, create_booking
 from labbook.db import now_utc
 from labbook.errors import NotFound, ValidationError
 from labbook.extensions import db
@@ -186,7 +186,8 @@ def _series_answer(result: series_service.SeriesResult, zone: ZoneInfo) -> dict[
 def _create(user: User, values: dict[str, Any]) -> dict[str, Any]:
     """Book one booking, or a series when ``recurrence`` is given (then the answer is the
     series' result)."""
-    instrument = get_or_404(Instrument, values["instrument_id"], _("No such instrument."))
+    instrument = get_or_404(Instrument, values["instrument_id"], _("No such instrument."),
+                            options=INSTRUMENT_WITH_POLICY)
     options = dict(purpose=values.get("purpose"), account_id=values.get("account_id"),
                    assisted=values.get("assisted", False))
     if "recurrence" not in values:

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
 from flask import current_app
 from flask_babel import gettext as _
 
@@ -21,8 +22,8 @@ from labbook.bookings.models import Booking, Reservation
 from labbook.db import now_utc
 from labbook.errors import ValidationError
 from labbook.extensions import db
-from labbook.instruments.models import Instrument
-from labbook.teams.models import Account, Membership
+from labbook.instruments.models import Facility, Instrument
+from labbook.teams.models import Account, Membership, Team
 
 TRANSITIONS = {
     "pending": {"confirmed", "rejected", "cancelled", "expired"},
@@ -160,11 +161,18 @@ def _flush_interval(booking: Booking, start: datetime, end: datetime, block_end:
 # -- create ---------------------------------------------------------------------------------
 
 
+# Loader options for the rows every booking check reads, so each costs one round trip.
+INSTRUMENT_WITH_POLICY = (
+    joinedload(Instrument.facility).joinedload(Facility.opening_hours),
+)
+ACCOUNT_WITH_MEMBERS = (joinedload(Account.team).joinedload(Team.memberships),)
+
+
 def resolve_account(user: User, account_id: int | None) -> Account:
     """The account to charge: the one named, or the default account of the user's only
     team. :raises BookingRefused: when none can be chosen or the id is unknown."""
     if account_id is not None:
-        account = db.session.get(Account, account_id)
+        account = db.session.get(Account, account_id, options=ACCOUNT_WITH_MEMBERS)
         if account is None:
             raise BookingRefused("account", _("Unknown account."), "account_id")
         return account
@@ -172,7 +180,8 @@ def resolve_account(user: User, account_id: int | None) -> Account:
         sa.select(Account)
         .join(Membership, Membership.team_id == Account.team_id)
         .where(Membership.user_id == user.id, Account.is_default)
-    ).all()
+        .options(*ACCOUNT_WITH_MEMBERS)
+    ).unique().all()
     if len(defaults) != 1:
         raise BookingRefused(
             "account",
