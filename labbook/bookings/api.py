@@ -198,9 +198,9 @@ def _filtered(user: User, args: dict[str, Any]) -> sa.Select:
 @bp.get("/bookings")
 @operation("Bookings: your own, or those of a facility you manage", tags=TAGS,
            query=BOOKING_QUERY, response=page_of(BOOKING), errors=(403,), description=(
-               "Earliest first. Everyone sees their own bookings; managers may also list "
-               "those of the facilities they manage (`facility=<id>` or `mine=false`), "
-               "admins every booking."))
+               "Earliest first. Everyone sees their own bookings; with `mine=false` team "
+               "leads also see their teams' bookings, managers those of the facilities they "
+               "manage (or `facility=<id>`), admins every booking."))
 def list_bookings() -> Response:
     args = BOOKING_QUERY.parse_query(request.args)
     stmt = _filtered(current_user._get_current_object(), args)

@@ -77,15 +77,20 @@ def _managed_instruments(user: User) -> sa.Select | None:
 
 
 def bookings_visible_to(user: User) -> sa.Select:
-    """Bookings ``user`` may see: their own, those on instruments of the facilities they
-    manage, and for admins every booking (the rule of ``Booking.can_see_details``)."""
+    """Bookings ``user`` may see: their own, their led teams' bookings, those on instruments
+    of the facilities they manage, and for admins every booking (the rule of
+    ``Booking.can_see_details``)."""
     stmt = sa.select(Booking)
     if user.is_admin:
         return stmt
+    conditions = [Booking.user_id == user.id]
+    led = [m.team_id for m in user.memberships if m.is_lead] if user.has_role("team_lead") else []
+    if led:
+        conditions.append(Booking.team_id.in_(led))
     managed = _managed_instruments(user)
-    if managed is None:
-        return stmt.where(Booking.user_id == user.id)
-    return stmt.where(sa.or_(Booking.user_id == user.id, Booking.instrument_id.in_(managed)))
+    if managed is not None:
+        conditions.append(Booking.instrument_id.in_(managed))
+    return stmt.where(sa.or_(*conditions))
 
 
 def may_see_qualification(user: User, qualification: Qualification) -> bool:

@@ -315,3 +315,13 @@ def test_openapi_booking_schema_is_what_the_api_sends(client, scene):
     booking = _book(client, scene)
     schema = document["components"]["schemas"]["Booking"]
     assert set(booking) == set(schema["properties"]) == set(schema["required"])
+
+
+def test_list_bookings_mine_false_shows_a_lead_their_teams_bookings(client, scene, several):
+    team = scene.owner.memberships[0].team
+    lead = factories.make_user(roles=("researcher", "team_lead"))
+    factories.add_member(team, lead, is_lead=True)
+    db.session.commit()
+    ids = _ids(client, scene.headers(lead), mine="false")
+    assert ids == [several["mine"], several["away"], several["cancelled"]]  # not the stranger's
+    assert _ids(client, scene.headers(lead)) == []  # mine=true: the lead has none of their own
