@@ -9,7 +9,8 @@ PostgreSQL (``timestamptz``).
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -104,3 +105,34 @@ def include_object(
     """Alembic filter: exclusion constraints (named ``ex_*``) are written by hand in the
     migrations; autogenerate cannot model them, so it must not try to drop their index."""
     return not (type_ == "index" and name is not None and name.startswith("ex_"))
+
+
+T = TypeVar("T")
+RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+MAX_ATTEMPTS = 4  # the first try and up to three retries
+
+
+def run_with_retry(unit: Callable[[], T], attempts: int = MAX_ATTEMPTS) -> T:
+    """Run ``unit`` and commit. When PostgreSQL aborts the transaction as the victim of a
+    deadlock or a serialization race (SQLSTATE 40P01/40001), nothing is wrong with the
+    request: roll back and run the whole unit again, on fresh data (so the unit must load
+    what it needs itself). Any other error propagates at once, uncommitted.
+
+    :raises sqlalchemy.exc.DBAPIError: after the last attempt, or for other database errors.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            result = unit()
+            _session().commit()
+            return result
+        except sa.exc.DBAPIError as error:
+            _session().rollback()
+            if getattr(error.orig, "sqlstate", None) not in RETRY_SQLSTATES or attempt == attempts:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _session() -> Any:
+    from labbook.extensions import db  # labbook.extensions imports this module
+
+    return db.session

@@ -90,6 +90,17 @@ def paginate(
     }
 
 
+def optional_json_body() -> dict[str, Any]:
+    """The request's JSON object, or ``{}`` when the request has no body at all (for
+    actions whose properties are all optional).
+
+    :raises UnsupportedMediaType, BadRequest, ValidationError: as ``json_body``.
+    """
+    if not request.get_data(cache=True):
+        return {}
+    return json_body()
+
+
 def load_routes() -> None:
     """Import the modules whose routes attach to ``bp`` (before it is registered)."""
     from labbook.api import openapi  # noqa: F401

@@ -7,7 +7,7 @@ Views parse, load, authorize, call one service and commit; the rules live in
 instrument's facility and admins; to anyone else it does not exist (404), so ids reveal
 nothing. Times go out in the facility's zone, with their offset.
 
-Writes run through ``run_with_retry`` (labbook/bookings/api_support.py): on PostgreSQL a
+Writes run through ``run_with_retry`` (labbook/db.py): on PostgreSQL a
 transaction can lose a deadlock or serialization race although nothing is wrong with the
 request; the whole unit (load, check, write, commit) then runs again on fresh data.
 """
@@ -22,7 +22,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
-from labbook.api import ID, bp, json_body, paginate
+from labbook.api import ID, bp, json_body, optional_json_body, paginate
 from labbook.api.openapi import component, operation, page_of
 from labbook.api.schema import (
     MAX_ID,
@@ -37,17 +37,14 @@ from labbook.api.schema import (
 )
 from labbook.auth.guards import authorize
 from labbook.auth.models import User
-from labbook.bookings.api_support import (
-    booking_to_dict,
-    bookings_visible_to,
-    change_purpose,
-    optional_json_body,
-    run_with_retry,
-)
+from labbook.bookings.api_support import booking_to_dict
+from labbook.bookings.visibility import bookings_visible_to
+from labbook.db import run_with_retry
 from labbook.bookings.models import Booking
 from labbook.bookings.models.reservations import BOOKING_STATES
 from labbook.bookings.services import (
     approve_booking,
+    change_purpose,
     check_in,
     check_out,
     reject_booking,

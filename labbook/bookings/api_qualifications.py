@@ -28,11 +28,8 @@ from labbook.api.schema import (
 )
 from labbook.auth.guards import authorize, get_or_404
 from labbook.auth.models import User
-from labbook.bookings.api_support import (
-    may_see_qualification,
-    qualifications_visible_to,
-    run_with_retry,
-)
+from labbook.bookings.visibility import may_see_qualification, qualifications_visible_to
+from labbook.db import run_with_retry
 from labbook.bookings.models import Qualification, QualificationRequest
 from labbook.bookings.qualifications import (
     grant_qualification,

@@ -18,7 +18,7 @@ from flask import Response, jsonify, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from labbook.api import ID, bp, json_body
+from labbook.api import ID, bp, json_body, optional_json_body
 from labbook.api.openapi import component, operation
 from labbook.api.schema import (
     MAX_ID,
@@ -46,13 +46,9 @@ from labbook.bookings.api import (
     _load_visible,
     body_optional,
 )
-from labbook.bookings.api_support import (
-    CANCEL_SCOPES,
-    booking_to_dict,
-    cancel_in_scope,
-    optional_json_body,
-    run_with_retry,
-)
+from labbook.bookings.api_support import booking_to_dict
+from labbook.bookings.series import CANCEL_SCOPES, cancel_in_scope
+from labbook.db import run_with_retry
 from labbook.bookings.models import Booking, BookingSeries
 from labbook.bookings.recurrence import MAX_INTERVAL, MAX_OCCURRENCES
 from labbook.bookings.services import INSTRUMENT_WITH_POLICY, create_booking

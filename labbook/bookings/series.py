@@ -347,3 +347,30 @@ def cancel_series(
     cancelled = _cancel_each(actor, bookings, reason, now)
     audit.record(actor, "series.cancel", series, after={"cancelled": [b.id for b in cancelled]})
     return cancelled
+
+
+CANCEL_SCOPES = ("occurrence", "following", "series")
+
+
+def cancel_in_scope(
+    actor: User, booking: Booking, scope: str, reason: str | None, now: datetime
+) -> list[Booking]:
+    """Cancel ``booking`` alone (``occurrence``), with the later occurrences of its series
+    (``following``) or every upcoming occurrence of its series (``series``); the bookings
+    cancelled now, in order.
+
+    :raises ValidationError: a series scope for a booking outside any series (field
+        ``scope``). :raises NotAllowed, BookingRefused: as the series and booking services.
+    """
+    if scope not in CANCEL_SCOPES:
+        raise ValidationError(_("The request has invalid values."),
+                              {"scope": [_("Choose what to cancel.")]})
+    if scope == "occurrence":
+        return [services.cancel_booking(actor, booking, reason, now)]
+    if booking.series_id is None:
+        raise ValidationError(_("This booking is not part of a series."),
+                              {"scope": [_("Only bookings of a series can be cancelled "
+                                           "with this choice.")]})
+    if scope == "following":
+        return cancel_following(actor, booking, now=now, reason=reason)
+    return cancel_series(actor, booking.series, now=now, reason=reason)

@@ -19,6 +19,7 @@ from labbook.auth.models import User
 from labbook.bookings import rules, slots
 from labbook.bookings.errors import BookingConflict, BookingRefused, NotAllowed
 from labbook.bookings.models import Booking, Reservation
+from labbook.bookings.models.reservations import HOLDING_BOOKING_STATES
 from labbook.db import now_utc
 from labbook.errors import ValidationError
 from labbook.extensions import db
@@ -508,3 +509,25 @@ def expire_pending(now: datetime | None = None) -> list[Booking]:
     for booking in rows:
         _transition(booking, "expired", None, now, "not approved before the start")
     return list(rows)
+
+
+def change_purpose(actor: User, booking: Booking, purpose: str) -> Booking:
+    """Change what an upcoming or running booking is for (owner or facility manager);
+    audited, and ``sequence`` increases so calendars pick the change up.
+
+    :raises NotAllowed: for anyone else. :raises BookingRefused: for a finished booking.
+    """
+    if not (booking.is_owner(actor) or booking.can_manage(actor)):
+        raise NotAllowed("owner", _("Only the booking's owner or a facility manager may "
+                                    "change it."))
+    if booking.state not in HOLDING_BOOKING_STATES:
+        raise BookingRefused("state", _("Only upcoming or running bookings can be changed."),
+                             "state")
+    purpose = clean_purpose(purpose)
+    if purpose != (booking.purpose or ""):
+        before = {"purpose": booking.purpose}
+        booking.purpose = purpose
+        booking.sequence += 1
+        db.session.flush()
+        audit.record(actor, "booking.update", booking, before=before, after={"purpose": purpose})
+    return booking

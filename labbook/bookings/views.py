@@ -22,7 +22,7 @@ from flask_login import current_user
 
 from labbook.auth.guards import authorize, get_or_404
 from labbook.bookings import bp, pages, qualifications, services, views_series
-from labbook.bookings.api_support import cancel_in_scope
+from labbook.bookings.series import cancel_in_scope
 from labbook.bookings.errors import BookingConflict, NotAllowed
 from labbook.bookings.forms import (
     MAX_ID,

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from labbook.audit import AuditEntry
-from labbook.bookings import api_support
+from labbook import db as db_layer
 from labbook.bookings.models import Booking, Outage
 from labbook.db import now_utc
 from labbook.extensions import db
@@ -256,7 +256,7 @@ def test_run_with_retry_runs_the_unit_again_after_a_lost_race(app, sqlstate):
             raise _db_error(sqlstate)
         return "done"
 
-    assert api_support.run_with_retry(unit) == "done"
+    assert db_layer.run_with_retry(unit) == "done"
     assert len(calls) == 3
 
 
@@ -268,8 +268,8 @@ def test_run_with_retry_gives_up_after_the_last_attempt(app):
         raise _db_error("40P01")
 
     with pytest.raises(sa.exc.OperationalError):
-        api_support.run_with_retry(unit)
-    assert len(calls) == api_support.MAX_ATTEMPTS
+        db_layer.run_with_retry(unit)
+    assert len(calls) == db_layer.MAX_ATTEMPTS
 
 
 def test_run_with_retry_does_not_retry_other_database_errors(app):
@@ -280,13 +280,13 @@ def test_run_with_retry_does_not_retry_other_database_errors(app):
         raise _db_error("23505")
 
     with pytest.raises(sa.exc.OperationalError):
-        api_support.run_with_retry(unit)
+        db_layer.run_with_retry(unit)
     assert len(calls) == 1
 
 
 def test_run_with_retry_commits_the_unit(app):
     team = factories.make_team(name="Retry team")
-    api_support.run_with_retry(lambda: setattr(team, "name", "Committed"))
+    db_layer.run_with_retry(lambda: setattr(team, "name", "Committed"))
     db.session.rollback()  # would undo anything not committed
     assert db.session.get(type(team), team.id).name == "Committed"
 
