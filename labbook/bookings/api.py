@@ -42,14 +42,8 @@ from labbook.bookings.visibility import bookings_visible_to
 from labbook.db import run_with_retry
 from labbook.bookings.models import Booking
 from labbook.bookings.models.reservations import BOOKING_STATES
-from labbook.bookings.services import (
-    approve_booking,
-    change_purpose,
-    check_in,
-    check_out,
-    reject_booking,
-    reschedule_booking,
-)
+from labbook.bookings.services import approve_booking, reject_booking, reschedule_booking
+from labbook.bookings.usage import change_purpose, check_in, check_out
 from labbook.errors import Conflict, NotFound, ValidationError
 from labbook.extensions import db
 from labbook.instruments.models import Instrument

@@ -1,25 +1,23 @@
-"""The booking engine's rules: create, cancel, approve, reject, reschedule, check in/out,
-expire. Services flush and audit; the caller (view, API, job, CLI) owns the transaction and
-commits once. Every write of a slot holder goes through ``_hold_slot``, which takes the
-instrument lock, checks for overlaps and turns the database's refusal into a
-``BookingConflict`` (see labbook/bookings/slots.py for the guarantee)."""
+"""The booking engine's rules: create, cancel, approve, reject, reschedule (check-in/out,
+expiry and purpose changes are in usage.py). Services flush and audit; the caller (view, API,
+job, CLI) owns the transaction and commits once. Every write of a slot holder goes through
+``holding.hold_slot`` after the instrument lock is taken: it checks for overlaps and turns
+the database's refusal into a ``BookingConflict`` (see labbook/bookings/slots.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
-from flask import current_app
 from flask_babel import gettext as _
 
 from labbook import audit
 from labbook.auth.models import User
 from labbook.bookings import rules, slots
-from labbook.bookings.errors import BookingConflict, BookingRefused, NotAllowed
-from labbook.bookings.models import Booking, Reservation
-from labbook.bookings.models.reservations import HOLDING_BOOKING_STATES
+from labbook.bookings.holding import hold_slot
+from labbook.bookings.errors import BookingRefused, NotAllowed
+from labbook.bookings.models import Booking
 from labbook.db import now_utc
 from labbook.errors import ValidationError
 from labbook.extensions import db
@@ -32,133 +30,6 @@ TRANSITIONS = {
     "in_use": {"completed"},
 }
 AUDITED = ("state", "start_at", "end_at", "account_id", "purpose", "assisted", "late_cancel")
-EXCLUSION_VIOLATION = "23P01"
-# Exclusion violation, deadlock victim, serialization failure: roll back the savepoint, check again.
-RECHECK_STATES = {EXCLUSION_VIOLATION, "40P01", "40001"}
-FLUSH_ATTEMPTS = 3
-
-
-def local_iso(instrument: Instrument, moment: datetime) -> str:
-    """ISO 8601 with the facility's offset, as every answer about an instrument's time."""
-    return rules.local(instrument, moment).isoformat()
-
-
-# -- conflicts ------------------------------------------------------------------------------
-
-
-def describe_conflicts(rows: list[Reservation], viewer: User) -> list[dict[str, Any]]:
-    """The clashing blocked intervals; who and why only where ``viewer`` may see them."""
-    out = []
-    for row in rows:
-        item: dict[str, Any] = {
-            "start": local_iso(row.instrument, row.start_at),
-            "end": local_iso(row.instrument, row.block_end) if row.block_end else None,
-            "kind": row.kind,
-        }
-        if isinstance(row, Booking) and row.can_see_details(viewer):
-            item.update(booking_id=row.id, user=row.user.name, purpose=row.purpose, state=row.state)
-        elif row.kind == "outage":
-            item.update(outage_kind=row.outage_kind, title=row.title)
-        out.append(item)
-    return out
-
-
-def alternatives(
-    instrument: Instrument,
-    user: User,
-    start: datetime,
-    end: datetime,
-    now: datetime,
-    exclude_id: int | None = None,
-    privileged: bool = False,
-) -> list[dict[str, str]]:
-    """Up to three free intervals of the same length, nearest to ``start`` first, that this
-    user could book (lead time, horizon, staffed hours)."""
-    step = timedelta(minutes=instrument.slot_minutes)
-    buffer = timedelta(minutes=instrument.buffer_minutes)
-    earliest = now + timedelta(minutes=0 if privileged else instrument.lead_minutes)
-    latest = now + timedelta(days=instrument.horizon_days)
-    window = timedelta(days=14)
-    busy = slots.busy_intervals(instrument.id, start - window, end + window + buffer, exclude_id)
-    qualification = rules.live_qualification(user, instrument, now)
-    advanced = privileged or (qualification is not None and qualification.level == "advanced")
-
-    def acceptable(s: datetime, e: datetime) -> bool:
-        return advanced or rules.within_staffed_hours(instrument, s, e)
-
-    found = slots.nearest_free(
-        busy,
-        start,
-        end - start,
-        buffer,
-        step,
-        earliest,
-        latest,
-        acceptable,
-        max_steps=int(window / step),
-    )
-    return [{"start": local_iso(instrument, s), "end": local_iso(instrument, e)} for s, e in found]
-
-
-def _refuse_conflict(
-    instrument: Instrument,
-    user: User,
-    start: datetime,
-    end: datetime,
-    now: datetime,
-    rows: list[Reservation],
-    exclude_id: int | None,
-    privileged: bool,
-) -> None:
-    raise BookingConflict(
-        _("This time is already taken on %(name)s.", name=instrument.name),
-        describe_conflicts(rows, user),
-        alternatives(instrument, user, start, end, now, exclude_id, privileged),
-    )
-
-
-def _hold_slot(
-    booking: Booking, start: datetime, end: datetime, user: User, now: datetime, privileged: bool
-) -> None:
-    """Give ``booking`` the interval ``[start, end)`` (plus its buffer) if it is free.
-
-    The overlap check runs under the instrument lock taken by the caller; the change is
-    applied and flushed in a SAVEPOINT, so a refusal by the exclusion constraint (23P01) or a
-    deadlock/serialization abort (40P01/40001, possible only against a writer that skipped
-    the lock) rolls back just this change: the check then runs again. Nothing is changed
-    on refusal.
-
-    :raises BookingConflict: when the time is taken.
-    """
-    instrument = booking.instrument
-    block_end = end + timedelta(minutes=booking.buffer_minutes)
-    for _attempt in range(FLUSH_ATTEMPTS):
-        clash = slots.overlapping(instrument.id, start, block_end, booking.id)
-        if clash:
-            _refuse_conflict(instrument, user, start, end, now, clash, booking.id, privileged)
-        if _flush_interval(booking, start, end, block_end):
-            return
-    clash = slots.overlapping(instrument.id, start, block_end, booking.id)
-    _refuse_conflict(instrument, user, start, end, now, clash, booking.id, privileged)
-
-
-def _flush_interval(booking: Booking, start: datetime, end: datetime, block_end: datetime) -> bool:
-    """Apply and flush in a SAVEPOINT; False when the database refused it in a way that
-    calls for checking again (overlap found by the constraint, or a retryable abort)."""
-    try:
-        with db.session.begin_nested():
-            if booking.id is not None:
-                booking.sequence += 1
-            booking.start_at, booking.end_at, booking.block_end = start, end, block_end
-            db.session.add(booking)
-            db.session.flush()
-        return True
-    except (sa.exc.IntegrityError, sa.exc.OperationalError) as error:
-        if getattr(error.orig, "sqlstate", None) not in RECHECK_STATES:
-            raise
-        return False
-
-
 # -- create ---------------------------------------------------------------------------------
 
 
@@ -275,7 +146,7 @@ def create_booking(
     )
     if booking in db.session:  # never autoflush a half-built row during the checks
         db.session.expunge(booking)
-    _hold_slot(booking, start, end, user, now, privileged)
+    hold_slot(booking, start, end, user, now, privileged)
     audit.record(user, "booking.create", booking, after=audit.snapshot(booking, AUDITED))
     return booking
 
@@ -292,7 +163,7 @@ def lock_booking(booking: Booking) -> Booking:
     return booking
 
 
-def _transition(
+def transition(
     booking: Booking, state: str, actor: User | None, now: datetime, reason: str | None = None
 ) -> None:
     """Move ``booking`` to ``state`` recording who, when and why, and audit it.
@@ -343,7 +214,7 @@ def cancel_booking(
     booking.late_cancel = (
         booking.is_owner(actor) and not manager and now > booking.start_at - notice
     )
-    _transition(booking, "cancelled", actor, now, clean_purpose(reason) or None)
+    transition(booking, "cancelled", actor, now, clean_purpose(reason) or None)
     return booking
 
 
@@ -362,7 +233,7 @@ def approve_booking(actor: User, booking: Booking, now: datetime | None = None) 
         raise BookingRefused(
             "expired", _("The booking's start has passed; it can no longer be approved."), "state"
         )
-    _transition(booking, "confirmed", actor, now)
+    transition(booking, "confirmed", actor, now)
     return booking
 
 
@@ -379,7 +250,7 @@ def reject_booking(
         raise ValidationError(
             _("Say why the booking is rejected."), {"reason": [_("This field is required.")]}
         )
-    _transition(booking, "rejected", actor, now or now_utc(), reason)
+    transition(booking, "rejected", actor, now or now_utc(), reason)
     return booking
 
 
@@ -437,9 +308,9 @@ def reschedule_booking(
     if not manager:
         rules.check_quotas(instrument, booking.user, booking.team_id, start, end, booking.id)
     before = audit.snapshot(booking, AUDITED)
-    _hold_slot(booking, start, end, actor, now, manager)
+    hold_slot(booking, start, end, actor, now, manager)
     if booking.state == "confirmed" and instrument.requires_approval and not manager:
-        _transition(booking, "pending", actor, now, "changed by owner; needs approval again")
+        transition(booking, "pending", actor, now, "changed by owner; needs approval again")
     audit.record(
         actor, "booking.reschedule", booking, before=before, after=audit.snapshot(booking, AUDITED)
     )
@@ -452,82 +323,3 @@ def _check_running_change(booking: Booking, start: datetime, end: datetime, now:
             raise BookingRefused("started", _("A running booking keeps its start."), "start")
         if end <= now:
             raise BookingRefused("past", _("The new end is in the past."), "end")
-
-
-# -- check-in / check-out / expiry ------------------------------------------------------------
-
-
-def check_in(actor: User, booking: Booking, now: datetime | None = None) -> Booking:
-    """Start using a confirmed booking, from a few minutes before its start until its end.
-
-    :raises NotAllowed: unless owner or manager. :raises BookingRefused: outside the window.
-    """
-    lock_booking(booking)
-    now = now or now_utc()
-    if not (booking.is_owner(actor) or booking.can_manage(actor)):
-        raise NotAllowed("owner", _("Only the booking's owner or a facility manager may check in."))
-    early = timedelta(minutes=current_app.config["LABBOOK_CHECKIN_EARLY_MINUTES"])
-    if booking.state == "confirmed" and not (booking.start_at - early <= now < booking.end_at):
-        raise BookingRefused(
-            "check_in_window",
-            _(
-                "Check-in opens %(n)d minutes before the start and closes at the end.",
-                n=int(early.total_seconds() // 60),
-            ),
-            "state",
-        )
-    _transition(booking, "in_use", actor, now)
-    booking.checked_in_at = now
-    return booking
-
-
-def check_out(actor: User, booking: Booking, now: datetime | None = None) -> Booking:
-    """Finish a running booking; the rest of its slot is free again.
-
-    :raises NotAllowed: unless owner or manager. :raises BookingRefused: when not running.
-    """
-    lock_booking(booking)
-    now = now or now_utc()
-    if not (booking.is_owner(actor) or booking.can_manage(actor)):
-        raise NotAllowed(
-            "owner", _("Only the booking's owner or a facility manager may check out.")
-        )
-    _transition(booking, "completed", actor, now)
-    booking.checked_out_at = now
-    return booking
-
-
-def expire_pending(now: datetime | None = None) -> list[Booking]:
-    """Pending bookings whose start has come without approval become ``expired``. Safe to
-    run twice: only still-pending rows are touched."""
-    now = now or now_utc()
-    rows = db.session.scalars(
-        sa.select(Booking)
-        .where(Booking.state == "pending", Booking.start_at <= now)
-        .with_for_update(skip_locked=True)
-    ).all()
-    for booking in rows:
-        _transition(booking, "expired", None, now, "not approved before the start")
-    return list(rows)
-
-
-def change_purpose(actor: User, booking: Booking, purpose: str) -> Booking:
-    """Change what an upcoming or running booking is for (owner or facility manager);
-    audited, and ``sequence`` increases so calendars pick the change up.
-
-    :raises NotAllowed: for anyone else. :raises BookingRefused: for a finished booking.
-    """
-    if not (booking.is_owner(actor) or booking.can_manage(actor)):
-        raise NotAllowed("owner", _("Only the booking's owner or a facility manager may "
-                                    "change it."))
-    if booking.state not in HOLDING_BOOKING_STATES:
-        raise BookingRefused("state", _("Only upcoming or running bookings can be changed."),
-                             "state")
-    purpose = clean_purpose(purpose)
-    if purpose != (booking.purpose or ""):
-        before = {"purpose": booking.purpose}
-        booking.purpose = purpose
-        booking.sequence += 1
-        db.session.flush()
-        audit.record(actor, "booking.update", booking, before=before, after={"purpose": purpose})
-    return booking

@@ -21,7 +21,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from labbook.auth.guards import authorize, get_or_404
-from labbook.bookings import bp, pages, qualifications, services, views_series
+from labbook.bookings import bp, pages, qualifications, services, usage, views_series
 from labbook.bookings.series import cancel_in_scope
 from labbook.bookings.errors import BookingConflict, NotAllowed
 from labbook.bookings.forms import (
@@ -286,7 +286,7 @@ def check_in(booking_id: int) -> Any:
     return act(
         booking,
         form,
-        lambda: services.check_in(current_user, booking, now_utc()),
+        lambda: usage.check_in(current_user, booking, now_utc()),
         _("Checked in. The instrument is in use."),
         "action_form",
     )
@@ -300,7 +300,7 @@ def check_out(booking_id: int) -> Any:
     return act(
         booking,
         form,
-        lambda: services.check_out(current_user, booking, now_utc()),
+        lambda: usage.check_out(current_user, booking, now_utc()),
         _("Checked out. Thank you."),
         "action_form",
     )

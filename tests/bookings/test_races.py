@@ -148,7 +148,7 @@ def book(scene: Scene, index: int, span: Span) -> Job:
 def schedule_outage(instrument_id: int, start: datetime, end: datetime) -> bool:
     """Write an outage the way the services write slot holders: take the instrument lock,
     check for overlaps, insert (turning the constraint's refusal into a loss, as
-    ``services._hold_slot`` does). Returns False when the time is taken."""
+    ``holding.hold_slot`` does). Returns False when the time is taken."""
     slots.lock_instrument(instrument_id)
     if slots.overlapping(instrument_id, start, end):
         return False

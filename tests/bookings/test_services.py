@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from labbook.audit import AuditEntry
-from labbook.bookings import services
+from labbook.bookings import services, usage
 from labbook.bookings.errors import BookingConflict, BookingRefused, NotAllowed
 from labbook.bookings.models import Booking, Outage
 from labbook.extensions import db
@@ -292,10 +292,10 @@ def test_check_in_window_and_check_out(scene, app):
     instrument, user = scene
     booking = _book(user, instrument)
     with pytest.raises(BookingRefused):
-        services.check_in(user, booking, now=MON_10 - timedelta(minutes=30))
-    services.check_in(user, booking, now=MON_10 - timedelta(minutes=5))
+        usage.check_in(user, booking, now=MON_10 - timedelta(minutes=30))
+    usage.check_in(user, booking, now=MON_10 - timedelta(minutes=5))
     assert booking.state == "in_use"
-    services.check_out(user, booking, now=MON_10 + timedelta(minutes=20))
+    usage.check_out(user, booking, now=MON_10 + timedelta(minutes=20))
     assert booking.state == "completed" and booking.checked_out_at is not None
     # the rest of the slot is free again
     assert (
@@ -314,8 +314,8 @@ def test_expire_pending_is_idempotent(scene):
     instrument, user = scene
     instrument.requires_approval = True
     booking = _book(user, instrument)
-    assert services.expire_pending(now=MON_10) == [booking]
-    assert services.expire_pending(now=MON_10) == []
+    assert usage.expire_pending(now=MON_10) == [booking]
+    assert usage.expire_pending(now=MON_10) == []
     assert booking.state == "expired"
 
 

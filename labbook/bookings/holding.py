@@ -1,0 +1,140 @@
+"""Holding an instrument's time: the overlap check, the SAVEPOINT flush that lets the
+database have the last word, and the conflict answer (the clashing intervals and nearby
+alternatives). See labbook/bookings/slots.py for the two-layer guarantee."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+
+from labbook.auth.models import User
+from labbook.bookings import rules, slots
+from labbook.bookings.errors import BookingConflict
+from labbook.bookings.models import Booking, Reservation
+from labbook.extensions import db
+from labbook.instruments.models import Instrument
+
+EXCLUSION_VIOLATION = "23P01"
+# Exclusion violation, deadlock victim, serialization failure: roll back the savepoint, check again.
+RECHECK_STATES = {EXCLUSION_VIOLATION, "40P01", "40001"}
+FLUSH_ATTEMPTS = 3
+
+
+def local_iso(instrument: Instrument, moment: datetime) -> str:
+    """ISO 8601 with the facility's offset, as every answer about an instrument's time."""
+    return rules.local(instrument, moment).isoformat()
+
+
+def describe_conflicts(rows: list[Reservation], viewer: User) -> list[dict[str, Any]]:
+    """The clashing blocked intervals; who and why only where ``viewer`` may see them."""
+    out = []
+    for row in rows:
+        item: dict[str, Any] = {
+            "start": local_iso(row.instrument, row.start_at),
+            "end": local_iso(row.instrument, row.block_end) if row.block_end else None,
+            "kind": row.kind,
+        }
+        if isinstance(row, Booking) and row.can_see_details(viewer):
+            item.update(booking_id=row.id, user=row.user.name, purpose=row.purpose, state=row.state)
+        elif row.kind == "outage":
+            item.update(outage_kind=row.outage_kind, title=row.title)
+        out.append(item)
+    return out
+
+
+def alternatives(
+    instrument: Instrument,
+    user: User,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    exclude_id: int | None = None,
+    privileged: bool = False,
+) -> list[dict[str, str]]:
+    """Up to three free intervals of the same length, nearest to ``start`` first, that this
+    user could book (lead time, horizon, staffed hours)."""
+    step = timedelta(minutes=instrument.slot_minutes)
+    buffer = timedelta(minutes=instrument.buffer_minutes)
+    earliest = now + timedelta(minutes=0 if privileged else instrument.lead_minutes)
+    latest = now + timedelta(days=instrument.horizon_days)
+    window = timedelta(days=14)
+    busy = slots.busy_intervals(instrument.id, start - window, end + window + buffer, exclude_id)
+    qualification = rules.live_qualification(user, instrument, now)
+    advanced = privileged or (qualification is not None and qualification.level == "advanced")
+
+    def acceptable(s: datetime, e: datetime) -> bool:
+        return advanced or rules.within_staffed_hours(instrument, s, e)
+
+    found = slots.nearest_free(
+        busy,
+        start,
+        end - start,
+        buffer,
+        step,
+        earliest,
+        latest,
+        acceptable,
+        max_steps=int(window / step),
+    )
+    return [{"start": local_iso(instrument, s), "end": local_iso(instrument, e)} for s, e in found]
+
+
+def refuse_conflict(
+    instrument: Instrument,
+    user: User,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    rows: list[Reservation],
+    exclude_id: int | None,
+    privileged: bool,
+) -> None:
+    raise BookingConflict(
+        _("This time is already taken on %(name)s.", name=instrument.name),
+        describe_conflicts(rows, user),
+        alternatives(instrument, user, start, end, now, exclude_id, privileged),
+    )
+
+
+def hold_slot(
+    booking: Booking, start: datetime, end: datetime, user: User, now: datetime, privileged: bool
+) -> None:
+    """Give ``booking`` the interval ``[start, end)`` (plus its buffer) if it is free.
+
+    The overlap check runs under the instrument lock taken by the caller; the change is
+    applied and flushed in a SAVEPOINT, so a refusal by the exclusion constraint (23P01) or a
+    deadlock/serialization abort (40P01/40001, possible only against a writer that skipped
+    the lock) rolls back just this change: the check then runs again. Nothing is changed
+    on refusal.
+
+    :raises BookingConflict: when the time is taken.
+    """
+    instrument = booking.instrument
+    block_end = end + timedelta(minutes=booking.buffer_minutes)
+    for _attempt in range(FLUSH_ATTEMPTS):
+        clash = slots.overlapping(instrument.id, start, block_end, booking.id)
+        if clash:
+            refuse_conflict(instrument, user, start, end, now, clash, booking.id, privileged)
+        if _flush_interval(booking, start, end, block_end):
+            return
+    clash = slots.overlapping(instrument.id, start, block_end, booking.id)
+    refuse_conflict(instrument, user, start, end, now, clash, booking.id, privileged)
+
+
+def _flush_interval(booking: Booking, start: datetime, end: datetime, block_end: datetime) -> bool:
+    """Apply and flush in a SAVEPOINT; False when the database refused it in a way that
+    calls for checking again (overlap found by the constraint, or a retryable abort)."""
+    try:
+        with db.session.begin_nested():
+            if booking.id is not None:
+                booking.sequence += 1
+            booking.start_at, booking.end_at, booking.block_end = start, end, block_end
+            db.session.add(booking)
+            db.session.flush()
+        return True
+    except (sa.exc.IntegrityError, sa.exc.OperationalError) as error:
+        if getattr(error.orig, "sqlstate", None) not in RECHECK_STATES:
+            raise
+        return False
