@@ -73,7 +73,10 @@ def _import_models() -> None:
     import labbook.auth.models  # noqa: F401
     import labbook.billing.models  # noqa: F401
     import labbook.bookings.models  # noqa: F401
+    import labbook.feeds.models  # noqa: F401
     import labbook.instruments.models  # noqa: F401
+    import labbook.notifications.models  # noqa: F401
+    import labbook.scheduler.models  # noqa: F401
     import labbook.teams.models  # noqa: F401
 
 

@@ -105,6 +105,13 @@ class Reservation(db.Model):
             postgresql_where=sa.text("state IN ('pending', 'confirmed', 'in_use', 'scheduled')"),
         ),
         sa.Index("ix_reservations_user_start", "user_id", "start_at"),
+        # An imported closure is updated, not duplicated, when its calendar is re-imported.
+        sa.Index(
+            "uq_reservations_instrument_external_uid", "instrument_id", "external_uid",
+            unique=True,
+            sqlite_where=sa.text("external_uid IS NOT NULL"),
+            postgresql_where=sa.text("external_uid IS NOT NULL"),
+        ),
     )
     __mapper_args__ = {"polymorphic_on": "kind"}
 
@@ -139,6 +146,8 @@ class Reservation(db.Model):
     # -- outage columns (NULL for bookings) ----------------------------------------------
     outage_kind: Mapped[str | None] = mapped_column(sa.String(16))
     title: Mapped[str | None] = mapped_column(sa.String(200))
+    # The UID of the iCalendar event an imported closure came from.
+    external_uid: Mapped[str | None] = mapped_column(sa.String(255))
 
     instrument: Mapped[Instrument] = relationship()
 

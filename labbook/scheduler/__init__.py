@@ -1,0 +1,2 @@
+"""The scheduler: one elected APScheduler process (``flask --app labbook scheduler``) that
+runs the features' idempotent jobs. Web workers never start it."""
