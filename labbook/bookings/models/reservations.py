@@ -142,6 +142,9 @@ class Reservation(db.Model):
     state_reason: Mapped[str | None] = mapped_column(sa.String(500))
     checked_in_at: Mapped[datetime | None]
     checked_out_at: Mapped[datetime | None]
+    # Set when the system, not a person, closed the session (auto check-out): a facility
+    # manager should look at it (real end time, billing).
+    needs_review: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     # -- outage columns (NULL for bookings) ----------------------------------------------
     outage_kind: Mapped[str | None] = mapped_column(sa.String(16))
