@@ -54,6 +54,31 @@ class Config:
     # Booking engine
     LABBOOK_CHECKIN_EARLY_MINUTES = int(_env("CHECKIN_EARLY_MINUTES", "10") or 10)
     LABBOOK_WAITLIST_HOLD_MINUTES = int(_env("WAITLIST_HOLD_MINUTES", "30") or 30)
+    # Timed jobs (labbook/*/tasks.py)
+    LABBOOK_AUTO_CHECKOUT_MARGIN_MINUTES = int(_env("AUTO_CHECKOUT_MARGIN_MINUTES", "30") or 30)
+    LABBOOK_APPROVAL_NOTICE_HOURS = int(_env("APPROVAL_NOTICE_HOURS", "24") or 24)
+    LABBOOK_QUALIFICATION_WARNING_DAYS = _env_int_list("QUALIFICATION_WARNING_DAYS", "30,7")
+    # The scheduler process (labbook/scheduler)
+    LABBOOK_SCHEDULER_ELECTION_SECONDS = float(_env("SCHEDULER_ELECTION_SECONDS", "5") or 5)
+    LABBOOK_SCHEDULER_MISFIRE_GRACE_SECONDS = int(
+        _env("SCHEDULER_MISFIRE_GRACE_SECONDS", "300") or 300
+    )
+    LABBOOK_SCHEDULER_LOCK_FILE = _env("SCHEDULER_LOCK_FILE", str(INSTANCE_DIR / "scheduler.lock"))
+    # "job_id=seconds,job_id=seconds": override job intervals (tests, small sites).
+    LABBOOK_SCHEDULER_INTERVALS = _env("SCHEDULER_INTERVALS", "")
+    # Mail outbox delivery
+    LABBOOK_SMTP_TIMEOUT = float(_env("SMTP_TIMEOUT", "10") or 10)
+    LABBOOK_OUTBOX_MAX_ATTEMPTS = int(_env("OUTBOX_MAX_ATTEMPTS", "8") or 8)
+    LABBOOK_OUTBOX_BACKOFF_SECONDS = int(_env("OUTBOX_BACKOFF_SECONDS", "60") or 60)
+    LABBOOK_OUTBOX_BATCH = int(_env("OUTBOX_BATCH", "50") or 50)
+    # Calendar feeds
+    LABBOOK_ICAL_HOST = _env("ICAL_HOST")
+    LABBOOK_FEED_PAST_DAYS = int(_env("FEED_PAST_DAYS", "60") or 60)
+    LABBOOK_FEED_FUTURE_DAYS = int(_env("FEED_FUTURE_DAYS", "365") or 365)
+    LABBOOK_FEED_REFRESH_MINUTES = int(_env("FEED_REFRESH_MINUTES", "60") or 60)
+    LABBOOK_FEED_CANCELLED_DAYS = int(_env("FEED_CANCELLED_DAYS", "30") or 30)
+    LABBOOK_IMPORT_MAX_BYTES = int(_env("IMPORT_MAX_BYTES", str(2 * 1024 * 1024)) or 2097152)
+    LABBOOK_IMPORT_TIMEOUT = float(_env("IMPORT_TIMEOUT", "10") or 10)
 
     BABEL_DEFAULT_LOCALE = "en"
     BABEL_DEFAULT_TIMEZONE = "UTC"

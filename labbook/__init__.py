@@ -99,11 +99,17 @@ def register_blueprints(app: Flask) -> None:
     from labbook.auth import bp as auth_bp
     from labbook.bookings import bp as bookings_bp
     from labbook.billing import bp as billing_bp
+    from labbook.feeds import bp as feeds_bp
     from labbook.instruments import bp as instruments_bp
+    from labbook.notifications import bp as notifications_bp
+    from labbook.scheduler import bp as scheduler_bp
     from labbook.teams import bp as teams_bp
 
     load_routes()
-    for blueprint in (auth_bp, instruments_bp, teams_bp, admin_bp, bookings_bp, billing_bp):
+    for blueprint in (
+        auth_bp, instruments_bp, teams_bp, admin_bp, bookings_bp, billing_bp,
+        notifications_bp, scheduler_bp, feeds_bp,
+    ):
         app.register_blueprint(blueprint)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
 

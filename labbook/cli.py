@@ -83,8 +83,10 @@ def init_cli(app: Flask) -> None:
     """Register every command on the app's ``flask`` CLI."""
     from labbook.auth.cli import tokens_cli, users_cli
     from labbook.instruments.cli import instruments_cli
+    from labbook.scheduler.cli import scheduler_command
 
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(instruments_cli)
+    app.cli.add_command(scheduler_command)

@@ -230,3 +230,18 @@ def api_token(app: Flask):  # type: ignore[no-untyped-def]
         return {"Authorization": f"Bearer {secret}"}
 
     return _headers
+
+
+@pytest.fixture
+def smtp_sink(app: Flask):  # type: ignore[no-untyped-def]
+    """A real SMTP server on 127.0.0.1 that the app's mail goes to; ``.received()``
+    lists the messages it accepted, ``.stop()``/``.start()`` take it down and up."""
+    from tests.smtp import SmtpSink
+
+    sink = SmtpSink().start()
+    app.config.update(
+        LABBOOK_SMTP_HOST=sink.host, LABBOOK_SMTP_PORT=sink.port, LABBOOK_SMTP_STARTTLS=False,
+        LABBOOK_SMTP_USER=None, LABBOOK_SMTP_PASSWORD=None, LABBOOK_SMTP_TIMEOUT=5,
+    )
+    yield sink
+    sink.stop()
