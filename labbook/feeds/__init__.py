@@ -5,4 +5,4 @@ from flask import Blueprint  # noqa: E402
 
 bp = Blueprint("feeds", __name__, template_folder="templates")
 
-from labbook.feeds import views  # noqa: E402,F401  (routes attach to bp)
+from labbook.feeds import import_views, views  # noqa: E402,F401  (routes attach to bp)
