@@ -27,12 +27,25 @@ instance/secret_key:
 
 setup: $(STAMP) translations instance/secret_key
 
+# The scheduler runs as its own process beside the dev server (never inside the web
+# process); Ctrl-C (or the server exiting) stops both.
 run: setup
 	$(FLASK) db upgrade
 	$(FLASK) seed-demo --if-empty
+	@$(FLASK) scheduler & scheduler=$$!; \
+	trap 'kill -TERM $$scheduler 2>/dev/null; wait $$scheduler 2>/dev/null' EXIT INT TERM; \
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
+# The feed tests also parse with Mozilla's ical.js (tests/js): installed from the lock file
+# when node and npm exist and node_modules is missing or older than the lock; without
+# node those tests say why they skip.
 test: setup lint
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+	  if [ ! -d tests/js/node_modules ] || [ tests/js/package-lock.json -nt tests/js/node_modules ]; then \
+	    npm ci --prefix tests/js --no-audit --no-fund --loglevel=error \
+	      || echo "make: npm ci failed; the ical.js half of tests/feeds will be skipped"; \
+	  fi; \
+	fi
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: setup

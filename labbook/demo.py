@@ -396,4 +396,18 @@ def seed_demo(progress: Progress = _no_progress) -> Counter:
     _ensure_links(users, teams, facilities, created)
     demo_bookings.ensure_qualifications(users, created)
     demo_bookings.ensure_bookings(users, created)
+    _discard_demo_mail(users)
     return created
+
+
+def _discard_demo_mail(users: dict[str, User]) -> None:
+    """The demo people's addresses are fictitious: their bookings' in-app notifications
+    stay, the mail queued for them is dropped so the outbox starts empty."""
+    from labbook.notifications.models import OutboxMessage
+
+    ids = [user.id for user in users.values()]
+    db.session.execute(
+        sa.delete(OutboxMessage).where(
+            OutboxMessage.recipient_id.in_(ids), OutboxMessage.state == "pending"
+        )
+    )

@@ -115,3 +115,10 @@ def test_seed_demo_gives_the_researcher_qualifications_and_next_week_bookings(ru
     before = len(bookings)
     assert runner.invoke(args=["seed-demo"]).exit_code == 0
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Booking)) == before
+
+
+def test_seed_demo_notifies_in_app_but_queues_no_mail_to_fictitious_addresses(seeded):
+    from labbook.notifications.models import Notification, OutboxMessage
+
+    assert _count(Notification) > 0
+    assert _count(OutboxMessage) == 0

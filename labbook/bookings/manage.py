@@ -8,6 +8,7 @@ refusals roll back and re-render with the reason.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from sqlalchemy.orm import selectinload
 
 from labbook.auth.guards import authorize
 from labbook.auth.models import User
-from labbook.bookings import bp, pages, qualifications, services
+from labbook.bookings import bp, notices, pages, qualifications, services
 from labbook.bookings.forms import ActionForm, BulkApproveForm, GrantForm, RejectForm, next_target
 from labbook.bookings.models import Booking, Qualification, QualificationRequest
 from labbook.bookings.views import REFUSALS, act, attempt, load, status_for, visible_booking
@@ -125,19 +126,27 @@ def approve_many(actor: User, ids: list[int]) -> tuple[list[Booking], list[str]]
     :returns: the approved bookings and one message per booking that was not approved.
     """
     done, problems, now = [], [], now_utc()
-    for booking_id in dict.fromkeys(ids):
-        booking = db.session.get(Booking, booking_id)
-        if booking is None or not booking.can_manage(actor):
-            problems.append(_("Booking #%(id)d: not found.", id=booking_id))
-            continue
-        try:
-            with db.session.begin_nested():
-                services.approve_booking(actor, booking, now)
-        except REFUSALS as error:
-            problems.append(_("Booking #%(id)d: %(reason)s", id=booking_id, reason=error.message))
-            continue
-        done.append(booking)
+    with notices.series_batch():  # one message per booking or per series, sent below
+        for booking_id in dict.fromkeys(ids):
+            _approve_one(actor, booking_id, now, done, problems)
+    notices.bookings_approved(actor, done, now)
     return done, problems
+
+
+def _approve_one(
+    actor: User, booking_id: int, now: datetime, done: list[Booking], problems: list[str]
+) -> None:
+    booking = db.session.get(Booking, booking_id)
+    if booking is None or not booking.can_manage(actor):
+        problems.append(_("Booking #%(id)d: not found.", id=booking_id))
+        return
+    try:
+        with db.session.begin_nested():
+            services.approve_booking(actor, booking, now)
+    except REFUSALS as error:
+        problems.append(_("Booking #%(id)d: %(reason)s", id=booking_id, reason=error.message))
+        return
+    done.append(booking)
 
 
 @bp.route("/manage/approvals", methods=["POST"])

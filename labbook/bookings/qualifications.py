@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 
 from labbook import audit
 from labbook.auth.models import User
+from labbook.bookings import notices
 from labbook.bookings.errors import NotAllowed
 from labbook.bookings.models import Qualification, QualificationRequest
 from labbook.db import now_utc
@@ -93,6 +94,7 @@ def grant_qualification(
         before=before,
         after=audit.snapshot(qualification, FIELDS),
     )
+    notices.qualification_granted(actor, qualification, now)
     return qualification
 
 

@@ -29,7 +29,7 @@ from flask_babel import gettext as _
 
 from labbook import audit
 from labbook.auth.models import User
-from labbook.bookings import recurrence, services
+from labbook.bookings import notices, recurrence, services
 from labbook.bookings.errors import BookingConflict, NotAllowed
 from labbook.bookings.models import Booking, BookingSeries
 from labbook.db import now_utc
@@ -212,7 +212,8 @@ def create_series(
     outer = db.session.begin_nested()
     try:
         result = SeriesResult(_new_series(user, instrument, parsed, now), mode)
-        errors = _book_all(user, instrument, occurrences, result, options)
+        with notices.series_batch():
+            errors = _book_all(user, instrument, occurrences, result, options)
     except BaseException:
         outer.rollback()
         raise
@@ -224,6 +225,8 @@ def create_series(
     after.update(booked=result.booked, failed=len(result.failed))
     audit.record(user, "series.create", series, after=after)
     outer.commit()
+    privileged = user.manages_facility(instrument.facility_id)
+    notices.series_created(user, series, result.bookings, privileged, now)
     return result
 
 
@@ -324,7 +327,9 @@ def cancel_following(
     _authorize(actor, series, booking.instrument)
     since = max(booking.start_at, now)
     bookings = [b for b in _upcoming(series.id, since) if b.start_at > now]
-    cancelled = _cancel_each(actor, bookings, reason, now)
+    with notices.series_batch():
+        cancelled = _cancel_each(actor, bookings, reason, now)
+    notices.series_cancelled(actor, series, cancelled, now)
     after = {"from": booking.start_at, "cancelled": [b.id for b in cancelled]}
     audit.record(actor, "series.cancel_following", series, after=after)
     return cancelled
@@ -344,7 +349,9 @@ def cancel_series(
     assert instrument is not None
     _authorize(actor, series, instrument)
     bookings = [b for b in _upcoming(series.id, now) if b.start_at > now]
-    cancelled = _cancel_each(actor, bookings, reason, now)
+    with notices.series_batch():
+        cancelled = _cancel_each(actor, bookings, reason, now)
+    notices.series_cancelled(actor, series, cancelled, now)
     audit.record(actor, "series.cancel", series, after={"cancelled": [b.id for b in cancelled]})
     return cancelled
 

@@ -1,5 +1,6 @@
 """The booking engine's rules: create, cancel, approve, reject, reschedule (check-in/out,
-expiry and purpose changes are in usage.py). Services flush and audit; the caller (view, API,
+expiry and purpose changes are in usage.py). Services flush, audit and tell the people
+concerned (labbook/bookings/notices.py, in the same transaction); the caller (view, API,
 job, CLI) owns the transaction and commits once. Every write of a slot holder goes through
 ``holding.hold_slot`` after the instrument lock is taken: it checks for overlaps and turns
 the database's refusal into a ``BookingConflict`` (see labbook/bookings/slots.py)."""
@@ -14,7 +15,7 @@ from flask_babel import gettext as _
 
 from labbook import audit
 from labbook.auth.models import User
-from labbook.bookings import rules, slots
+from labbook.bookings import notices, rules, slots
 from labbook.bookings.holding import hold_slot
 from labbook.bookings.errors import BookingRefused, NotAllowed
 from labbook.bookings.models import Booking
@@ -148,6 +149,7 @@ def create_booking(
         db.session.expunge(booking)
     hold_slot(booking, start, end, user, now, privileged)
     audit.record(user, "booking.create", booking, after=audit.snapshot(booking, AUDITED))
+    notices.booking_created(booking, privileged, now)
     return booking
 
 
@@ -215,6 +217,7 @@ def cancel_booking(
         booking.is_owner(actor) and not manager and now > booking.start_at - notice
     )
     transition(booking, "cancelled", actor, now, clean_purpose(reason) or None)
+    notices.booking_cancelled(actor, booking, now)
     return booking
 
 
@@ -234,6 +237,7 @@ def approve_booking(actor: User, booking: Booking, now: datetime | None = None) 
             "expired", _("The booking's start has passed; it can no longer be approved."), "state"
         )
     transition(booking, "confirmed", actor, now)
+    notices.booking_approved(actor, booking, now)
     return booking
 
 
@@ -250,7 +254,9 @@ def reject_booking(
         raise ValidationError(
             _("Say why the booking is rejected."), {"reason": [_("This field is required.")]}
         )
-    transition(booking, "rejected", actor, now or now_utc(), reason)
+    now = now or now_utc()
+    transition(booking, "rejected", actor, now, reason)
+    notices.booking_rejected(actor, booking, now)
     return booking
 
 
@@ -308,12 +314,15 @@ def reschedule_booking(
     if not manager:
         rules.check_quotas(instrument, booking.user, booking.team_id, start, end, booking.id)
     before = audit.snapshot(booking, AUDITED)
+    times = (booking.start_at, booking.end_at)
     hold_slot(booking, start, end, actor, now, manager)
-    if booking.state == "confirmed" and instrument.requires_approval and not manager:
+    back = booking.state == "confirmed" and instrument.requires_approval and not manager
+    if back:
         transition(booking, "pending", actor, now, "changed by owner; needs approval again")
     audit.record(
         actor, "booking.reschedule", booking, before=before, after=audit.snapshot(booking, AUDITED)
     )
+    notices.booking_rescheduled(actor, booking, times, now, back)
     return booking
 
 

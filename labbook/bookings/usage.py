@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 
 from labbook import audit
 from labbook.auth.models import User
+from labbook.bookings import notices
 from labbook.bookings.errors import BookingRefused, NotAllowed
 from labbook.bookings.models import Booking
 from labbook.bookings.models.reservations import HOLDING_BOOKING_STATES
@@ -68,8 +69,16 @@ def expire_pending(now: datetime | None = None) -> list[Booking]:
         .with_for_update(skip_locked=True)
     ).all()
     for booking in rows:
-        transition(booking, "expired", None, now, "not approved before the start")
+        expire_booking(booking, now)
     return list(rows)
+
+
+def expire_booking(booking: Booking, now: datetime) -> Booking:
+    """Mark one pending booking ``expired`` (its start came without approval) and tell its
+    owner. The caller has locked the row."""
+    transition(booking, "expired", None, now, "not approved before the start")
+    notices.booking_expired(booking, now)
+    return booking
 
 
 def change_purpose(actor: User, booking: Booking, purpose: str) -> Booking:

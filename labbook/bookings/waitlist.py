@@ -20,6 +20,7 @@ Semantics (kept simple and honest):
   the next waiter; ``expire_offers(now)`` ends offers whose hold has passed and waiting
   entries whose interval has begun, and returns them, so the scheduler can cascade by
   calling ``offer_freed_slots`` for their instruments.
+* The waiter is told of each offer and of an offer that lapsed (labbook/bookings/notices.py).
 * Everything is idempotent: offering, expiring, declining, leaving or accepting twice
   changes nothing the second time (accepting again returns the same booking).
 
@@ -36,7 +37,7 @@ from flask_babel import gettext as _
 
 from labbook import audit
 from labbook.auth.models import User
-from labbook.bookings import rules, services, slots
+from labbook.bookings import notices, rules, services, slots
 from labbook.bookings.errors import BookingRefused, NotAllowed
 from labbook.bookings.models import Booking, WaitlistEntry
 from labbook.db import now_utc
@@ -197,6 +198,7 @@ def offer_freed_slots(instrument: Instrument, now: datetime | None = None) -> li
         entry.offered_at = now
         entry.offer_expires_at = min(now + hold, entry.start_at)
         _set_state(entry, "offered", None, "offer")
+        notices.waitlist_offered(entry, now)
         claimed.append(span)
         offered.append(entry)
     return offered
@@ -276,7 +278,10 @@ def expire_offers(now: datetime | None = None) -> list[WaitlistEntry]:
         .with_for_update(skip_locked=True)
     ).all()
     for entry in rows:
+        was_offered = entry.state == "offered"
         _set_state(entry, "expired", None, "expire")
+        if was_offered:
+            notices.waitlist_offer_expired(entry, now)
     return list(rows)
 
 
