@@ -12,9 +12,11 @@ the deliberately empty POST bodies used here).
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import pytest
+import sqlalchemy as sa
 
 from labbook.extensions import db
 from tests import factories
@@ -57,6 +59,11 @@ BOOKING_DECIDERS = BOOKING_VIEWERS | {"researcher": "403", "lead_in": "403"}
 # change it; everyone else outside owner/manager/admin gets 404, which reveals nothing.
 BOOKING_CHANGERS = BOOKING_VIEWERS | {"lead_in": "403"}
 BOOKING_VIEWERS = BOOKING_VIEWERS | {"lead_in": "ok"}
+# A notification is its recipient's alone: everyone else (admins too) gets 404.
+NOTIFICATION_OWNER = {c: "404" for c in CALLERS if c != "anonymous"} | {"researcher": "ok"}
+# Calendar links W and V belong to the researcher; others (admins too, but they may revoke
+# any) get 404.
+FEED_OWNER = NOTIFICATION_OWNER
 
 # (method, URL template, expectations for logged-in callers; anonymous → login unless given)
 MATRIX: list[tuple[str, str, dict[str, str]]] = [
@@ -92,6 +99,8 @@ MATRIX: list[tuple[str, str, dict[str, str]]] = [
     ("POST", "/bookings/{B}/edit", BOOKING_CHANGERS),
     ("POST", "/bookings/{B}/check-in", BOOKING_CHANGERS),
     ("POST", "/bookings/{B}/check-out", BOOKING_CHANGERS),
+    # Public: the secret is the key. Listed before the admin rows, which deactivate R.
+    ("GET", "/feeds/{S}.ics", {"anonymous": "ok", **EVERYONE}),
     ("GET", "/manage/approvals", MANAGERS),
     ("POST", "/manage/approvals", MANAGERS),
     ("GET", "/manage/facilities/{F}/today", MANAGER_OF_F),
@@ -117,11 +126,26 @@ MATRIX: list[tuple[str, str, dict[str, str]]] = [
     ("POST", "/admin/facilities/{F}", ADMIN_ONLY),
     ("POST", "/admin/facilities/{F}/hours", ADMIN_ONLY),
     ("POST", "/admin/facilities/{F}/managers", ADMIN_ONLY),
+    ("GET", "/admin/scheduler", ADMIN_ONLY),
+    ("GET", "/admin/outbox", ADMIN_ONLY),
+    ("POST", "/admin/outbox/{M}/retry", ADMIN_ONLY),
+    ("GET", "/notifications", EVERYONE),
+    ("POST", "/notifications/read", EVERYONE),
+    ("POST", "/notifications/{N}/read", NOTIFICATION_OWNER),
+    ("GET", "/notifications/preferences", EVERYONE),
+    ("POST", "/notifications/preferences", EVERYONE),
+    ("GET", "/bookings/{B}.ics", BOOKING_VIEWERS),
+    ("GET", "/feeds", EVERYONE),
+    ("POST", "/feeds", EVERYONE),
+    ("GET", "/facilities/{F}/closures/import", MANAGER_OF_F),
+    ("POST", "/facilities/{F}/closures/import", MANAGER_OF_F),
     # Destructive actions last, so earlier rows see the world intact.
     ("POST", "/profile/tokens/{K}/revoke", TOKEN_OWNER),
     ("POST", "/teams/{T}/members/{X}/remove", TEAM_LEADS),
     ("POST", "/admin/teams/{T}/members/{Y}/remove", ADMIN_ONLY),
     ("POST", "/admin/facilities/{F}/managers/{Z}/remove", ADMIN_ONLY),
+    ("POST", "/feeds/{W}/regenerate", FEED_OWNER),
+    ("POST", "/feeds/{V}/revoke", FEED_OWNER | {"admin": "ok"}),
     ("POST", "/bookings/{B}/reject", BOOKING_DECIDERS),
     ("POST", "/bookings/{B}/approve", BOOKING_DECIDERS),
     ("POST", "/bookings/{B}/cancel", BOOKING_CHANGERS),
@@ -138,6 +162,9 @@ def _world() -> SimpleNamespace:
     request P."""
     from labbook.auth.services import create_token
     from labbook.bookings.models import QualificationRequest
+    from labbook.feeds.services import create_feed
+    from labbook.notifications.models import OutboxMessage
+    from labbook.notifications.services import notify
 
     f, other = factories.make_facility(), factories.make_facility()
     team, other_team = factories.make_team(), factories.make_team()
@@ -165,6 +192,13 @@ def _world() -> SimpleNamespace:
     db.session.add(request)
     db.session.flush()
     w.P = request.id
+    note = notify(w.users["researcher"], "qualification_granted", params={"instrument": "I"})
+    w.N = note.id
+    w.S = create_feed(w.users["researcher"], "instrument", instrument.id)[1]
+    w.W = create_feed(w.users["researcher"], "user")[0].id
+    w.V = create_feed(w.users["researcher"], "facility", f.id)[0].id
+    w.M = db.session.scalar(
+        sa.select(OutboxMessage.id).where(OutboxMessage.notification_id == note.id))
     db.session.commit()
     return w
 
@@ -206,9 +240,7 @@ def test_authz_matrix_lists_every_ui_route(app):
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static" or rule.endpoint.startswith("api."):
             continue
-        path = rule.rule
-        for name in rule.arguments:
-            path = path.replace(f"<int:{name}>", "{?}")
+        path = re.sub(r"<[^>]+>", "{?}", rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             if not any(m == method and _same_shape(t, path) for m, t in listed):
                 missing.append(f"{method} {rule.rule}")
@@ -216,6 +248,4 @@ def test_authz_matrix_lists_every_ui_route(app):
 
 
 def _same_shape(template: str, path: str) -> bool:
-    import re
-
     return re.sub(r"\{[A-Z]\}", "{?}", template) == path

@@ -19,6 +19,8 @@ from labbook.bookings.models import Qualification
 from labbook.bookings.series import create_series
 from labbook.db import now_utc
 from labbook.extensions import db
+from labbook.feeds.services import create_feed
+from labbook.notifications.services import notify
 from tests import factories
 from tests.api.bookings_helpers import iso, row_of, whole_hour, written
 from tests.api.conftest import ROLES, api_routes, snapshot_db, valid_instrument
@@ -84,6 +86,13 @@ BOOKING_MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("/qualifications", "post"): _booking_row(403, 201, 403),
     ("/qualifications/{qualification_id}", "delete"): _booking_row(403, 200, 404),
     ("/qualification-requests", "post"): {**_booking_row(201, 201, 201)},
+    ("/bookings/{booking_id}/ics", "get"): _booking_row(200, 200, 404),
+    # A notification or calendar link is its owner's alone (admins may revoke any link).
+    ("/notifications", "get"): BOOKING_READ,
+    ("/notifications/{notification_id}/read", "post"): _booking_row(200, 404, 404),
+    ("/feeds", "get"): BOOKING_READ,
+    ("/feeds", "post"): {**_booking_row(201, 201, 201)},
+    ("/feeds/{feed_id}", "delete"): {**_booking_row(204, 404, 404), "admin": 204},
 }
 ERROR_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
 
@@ -172,8 +181,22 @@ def _booking_request(path: str, method: str, catalog: Any, owner: Any,
     if (path, method) == ("/qualifications", "post"):
         newcomer = factories.make_user_with_role("researcher")
         return path, {"user_id": newcomer.id, "instrument_id": instrument.id}
+    if path.startswith(("/notifications", "/feeds")):
+        return _personal_request(path, method, instrument, owner)
     if (path, method) == ("/qualification-requests", "post"):
         return path, {"instrument_id": instrument.id, "message": "please"}
+    return path, None
+
+
+def _personal_request(path: str, method: str, instrument: Any, owner: Any) -> tuple[str, Any]:
+    """Notifications and calendar links: things that belong to one user."""
+    if path == "/notifications/{notification_id}/read":
+        note = notify(owner, "qualification_granted", params={"instrument": instrument.name})
+        return path.format(notification_id=note.id), None
+    if (path, method) == ("/feeds", "post"):
+        return path, {"scope": "instrument", "id": instrument.id}
+    if path == "/feeds/{feed_id}":
+        return path.format(feed_id=create_feed(owner, "user")[0].id), None
     return path, None
 
 
