@@ -86,12 +86,61 @@ _LOOKUP = (
 )
 
 
+class _LookupConnections(threading.local):
+    """One DBAPI connection per thread and engine, kept out of the pool and in autocommit
+    mode, for the token lookup of every feed request: one round trip per lookup, with no
+    pool check-out (and its pre-ping), no BEGIN and no rollback on return."""
+
+    def __init__(self) -> None:
+        self.by_engine: dict[int, Any] = {}
+
+    def get(self, engine: sa.engine.Engine) -> Any:
+        conn = self.by_engine.get(id(engine))
+        if conn is None:
+            fairy = engine.raw_connection()
+            fairy.detach()  # ours now: the pool neither resets nor reuses it
+            conn = fairy.dbapi_connection
+            if engine.dialect.name == "postgresql":
+                conn.autocommit = True
+            self.by_engine[id(engine)] = conn
+        return conn
+
+    def drop(self, engine: sa.engine.Engine) -> None:
+        conn = self.by_engine.pop(id(engine), None)
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - a broken connection may fail to close
+                pass
+
+
+_connections = _LookupConnections()
+
+
+def _execute_on(engine: sa.engine.Engine, sql: str, arguments: Any) -> tuple | None:
+    """On the thread's lookup connection; a connection that broke (server restart, idle
+    timeout) is replaced once."""
+    for attempt in (1, 2):
+        try:
+            cursor = _connections.get(engine).cursor()
+            try:
+                cursor.execute(sql, arguments)
+                return cursor.fetchone()
+            finally:
+                cursor.close()
+        except engine.dialect.loaded_dbapi.Error:  # a real SQL error fails again below
+            _connections.drop(engine)
+            if attempt == 2:
+                raise
+    return None
+
+
 def _read_one(stmt: sa.Select, params: dict[str, Any]) -> tuple | None:
-    """Run a one-row read straight on a pooled DBAPI connection, without a transaction of
-    its own: the lookup of every feed request, so it skips what a read of one row by a
-    unique key does not need (the session, ``BEGIN IMMEDIATE`` on SQLite; the pool rolls a
-    PostgreSQL connection back when it is returned). Where the session is bound to one
-    connection (the test suite's rolled-back transaction), on that connection."""
+    """Run a one-row read straight on a DBAPI connection, without a transaction of its
+    own: the lookup of every feed request, so it skips what a read of one row by a unique
+    key does not need (the session, the pool's pre-ping and reset, ``BEGIN IMMEDIATE`` on
+    SQLite). Where the session is bound to one connection (the test suite's rolled-back
+    transaction), on that connection."""
     # The session's own bind when it has one (the tests' connection), else the engine:
     # asking the session itself would create one for nothing.
     bind = db.session.session_factory.kw.get("bind") or db.engine
@@ -101,13 +150,7 @@ def _read_one(stmt: sa.Select, params: dict[str, Any]) -> tuple | None:
                       if bind.dialect.positional else values)
     sql = compiled.string
     if isinstance(bind, sa.engine.Engine):
-        raw = bind.raw_connection()
-        try:
-            cursor = raw.cursor()
-            cursor.execute(sql, arguments)
-            return cursor.fetchone()
-        finally:
-            raw.close()
+        return _execute_on(bind, sql, arguments)
     cursor = bind.connection.dbapi_connection.cursor()
     cursor.execute(sql, arguments)
     return cursor.fetchone()

@@ -50,7 +50,7 @@ def test_unread_notifications_stand_out_and_are_counted_in_the_header(client, lo
     assert row.startswith(f'id="notification-{second.id}" class="unread"')
     assert f'id="notification-{first.id}" class="read"' in html
     nav = html[html.index('id="nav-notifications"'):]
-    assert nav[:nav.index("</a>")].count('<span class="tag">1</span>') == 1
+    assert nav[:nav.index("</a>")].count('<span class="tag nav-count">1</span>') == 1
 
 
 def test_open_marks_read_and_goes_to_the_booking(client, login_as):
