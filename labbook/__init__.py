@@ -73,6 +73,7 @@ def _import_models() -> None:
     import labbook.auth.models  # noqa: F401
     import labbook.billing.models  # noqa: F401
     import labbook.bookings.models  # noqa: F401
+    import labbook.care.models  # noqa: F401
     import labbook.feeds.models  # noqa: F401
     import labbook.instruments.models  # noqa: F401
     import labbook.notifications.models  # noqa: F401
@@ -99,6 +100,7 @@ def register_blueprints(app: Flask) -> None:
     from labbook.auth import bp as auth_bp
     from labbook.bookings import bp as bookings_bp
     from labbook.billing import bp as billing_bp
+    from labbook.care import bp as care_bp
     from labbook.feeds import bp as feeds_bp
     from labbook.instruments import bp as instruments_bp
     from labbook.notifications import bp as notifications_bp
@@ -108,7 +110,7 @@ def register_blueprints(app: Flask) -> None:
     load_routes()
     for blueprint in (
         auth_bp, instruments_bp, teams_bp, admin_bp, bookings_bp, billing_bp,
-        notifications_bp, scheduler_bp, feeds_bp,
+        notifications_bp, scheduler_bp, feeds_bp, care_bp,
     ):
         app.register_blueprint(blueprint)
     app.register_blueprint(api_bp, url_prefix="/api/v1")

@@ -106,6 +106,7 @@ def load_routes() -> None:
     from labbook.api import openapi  # noqa: F401
     from labbook.bookings import api as bookings_api  # noqa: F401
     from labbook.bookings import api_availability, api_qualifications  # noqa: F401
+    from labbook.care import api_faults, api_outages, api_usage  # noqa: F401
     from labbook.feeds import api as feeds_api  # noqa: F401
     from labbook.instruments import api as instruments_api  # noqa: F401
     from labbook.notifications import api as notifications_api  # noqa: F401

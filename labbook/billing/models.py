@@ -2,6 +2,7 @@
 rate cards, charges, periods and statements arrive with the billing issue."""
 from __future__ import annotations
 
+from datetime import date, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -31,3 +32,15 @@ class CustomerClass(db.Model):
 
     def __repr__(self) -> str:
         return f"<CustomerClass {self.code}>"
+
+
+class BillingPeriod(db.Model):
+    """A calendar month (its first day, in the centre's zone). A row with ``closed_at``
+    set is closed: nothing that would change its charges may happen any more."""
+
+    __tablename__ = "billing_periods"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    month: Mapped[date] = mapped_column(sa.Date, unique=True)
+    closed_at: Mapped[datetime | None]
+    closed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))

@@ -145,12 +145,22 @@ class Reservation(db.Model):
     # Set when the system, not a person, closed the session (auto check-out): a facility
     # manager should look at it (real end time, billing).
     needs_review: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # A walk-in: started on the spot at the instrument (kiosk or web), not booked ahead.
+    walk_in: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     # -- outage columns (NULL for bookings) ----------------------------------------------
     outage_kind: Mapped[str | None] = mapped_column(sa.String(16))
     title: Mapped[str | None] = mapped_column(sa.String(200))
     # The UID of the iCalendar event an imported closure came from.
     external_uid: Mapped[str | None] = mapped_column(sa.String(255))
+    # A preventive-maintenance window materialised from a plan, and its completion record.
+    plan_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("maintenance_plans.id", ondelete="SET NULL"), index=True
+    )
+    completed_at: Mapped[datetime | None]
+    completed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    completion_notes: Mapped[str | None] = mapped_column(sa.Text)
+    checklist_done: Mapped[list | None] = mapped_column(sa.JSON)
 
     instrument: Mapped[Instrument] = relationship()
 
