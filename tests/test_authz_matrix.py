@@ -64,6 +64,9 @@ NOTIFICATION_OWNER = {c: "404" for c in CALLERS if c != "anonymous"} | {"researc
 # Calendar links W and V belong to the researcher; others (admins too, but they may revoke
 # any) get 404.
 FEED_OWNER = NOTIFICATION_OWNER
+USAGE_READERS = MANAGER_OF_F | {"finance": "ok"}
+# Fault D was reported by the researcher on I (with a photo).
+FAULT_VIEWERS = BOOKING_VIEWERS | {"lead_in": "404"}
 
 # (method, URL template, expectations for logged-in callers; anonymous → login unless given)
 MATRIX: list[tuple[str, str, dict[str, str]]] = [
@@ -137,6 +140,36 @@ MATRIX: list[tuple[str, str, dict[str, str]]] = [
     ("GET", "/bookings/{B}.ics", BOOKING_VIEWERS),
     ("GET", "/feeds", EVERYONE),
     ("POST", "/feeds", EVERYONE),
+    ("GET", "/manage/facilities/{F}/outages", MANAGER_OF_F),
+    ("GET", "/manage/instruments/{I}/outages", MANAGER_OF_F),
+    ("GET", "/manage/facilities/{F}/outages/new", MANAGER_OF_F),
+    ("POST", "/manage/facilities/{F}/outages/new", MANAGER_OF_F),
+    ("GET", "/manage/outages/{G}/complete", MANAGER_OF_F),
+    ("POST", "/manage/outages/{G}/complete", MANAGER_OF_F),
+    ("GET", "/instruments/{I}/maintenance", MANAGER_OF_F),
+    ("GET", "/instruments/{I}/maintenance/new", MANAGER_OF_F),
+    ("POST", "/instruments/{I}/maintenance/new", MANAGER_OF_F),
+    ("GET", "/maintenance/{L}/edit", MANAGER_OF_F),
+    ("POST", "/maintenance/{L}/edit", MANAGER_OF_F),
+    ("GET", "/manage/facilities/{F}/usage", USAGE_READERS),
+    ("GET", "/manage/facilities/{F}/usage.csv", USAGE_READERS),
+    ("GET", "/manage/facilities/{F}/dashboard", MANAGER_OF_F),
+    ("GET", "/profile/kiosk-pin", EVERYONE),
+    ("POST", "/profile/kiosk-pin", EVERYONE),
+    ("GET", "/instruments/{I}/kiosk-links", MANAGER_OF_F),
+    ("POST", "/instruments/{I}/kiosk-links", MANAGER_OF_F),
+    ("GET", "/kiosk/{E}", {"anonymous": "ok", **EVERYONE}),  # the secret is the key
+    ("GET", "/kiosk/{E}/{H}", {"anonymous": "ok", **EVERYONE}),
+    ("POST", "/kiosk/{E}/{H}", {"anonymous": "ok", **EVERYONE}),
+    ("GET", "/instruments/{I}/walk-in", EVERYONE),
+    ("POST", "/instruments/{I}/walk-in", EVERYONE),
+    ("GET", "/instruments/{I}/faults/new", EVERYONE),
+    ("POST", "/instruments/{I}/faults/new", EVERYONE),
+    ("GET", "/faults/{D}", FAULT_VIEWERS),
+    ("GET", "/faults/{D}/photo", FAULT_VIEWERS),
+    ("GET", "/facilities/{F}/faults", MANAGER_OF_F),
+    ("GET", "/instruments/{I}/faults", EVERYONE),
+    ("GET", "/instruments/{I}/service-log", EVERYONE),
     ("GET", "/facilities/{F}/closures/import", MANAGER_OF_F),
     ("POST", "/facilities/{F}/closures/import", MANAGER_OF_F),
     # Destructive actions last, so earlier rows see the world intact.
@@ -144,6 +177,13 @@ MATRIX: list[tuple[str, str, dict[str, str]]] = [
     ("POST", "/teams/{T}/members/{X}/remove", TEAM_LEADS),
     ("POST", "/admin/teams/{T}/members/{Y}/remove", ADMIN_ONLY),
     ("POST", "/admin/facilities/{F}/managers/{Z}/remove", ADMIN_ONLY),
+    ("POST", "/faults/{D}/triage", FAULT_VIEWERS | {"researcher": "403"}),
+    ("POST", "/manage/facilities/{F}/usage/{U}/correct", MANAGER_OF_F),
+    ("POST", "/manage/facilities/{F}/usage/{U}/confirm", MANAGER_OF_F),
+    ("POST", "/manage/outages/{G}/end", MANAGER_OF_F),
+    ("POST", "/manage/outages/{G}/cancel", MANAGER_OF_F),
+    ("POST", "/maintenance/{L}/delete", MANAGER_OF_F),
+    ("POST", "/instruments/{I}/kiosk-links/{J}/revoke", MANAGER_OF_F),
     ("POST", "/feeds/{W}/regenerate", FEED_OWNER),
     ("POST", "/feeds/{V}/revoke", FEED_OWNER | {"admin": "ok"}),
     ("POST", "/bookings/{B}/reject", BOOKING_DECIDERS),
@@ -197,10 +237,46 @@ def _world() -> SimpleNamespace:
     w.S = create_feed(w.users["researcher"], "instrument", instrument.id)[1]
     w.W = create_feed(w.users["researcher"], "user")[0].id
     w.V = create_feed(w.users["researcher"], "facility", f.id)[0].id
+    _care_world(w, instrument, account)
     w.M = db.session.scalar(
         sa.select(OutboxMessage.id).where(OutboxMessage.notification_id == note.id))
     db.session.commit()
     return w
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+def _care_world(w: SimpleNamespace, instrument, account) -> None:  # type: ignore[no-untyped-def]
+    """Outage G and maintenance plan L on I; a completed session U; fault D (photo)."""
+    from datetime import timedelta
+
+    from labbook.bookings.models import Outage
+    from labbook.care.kiosk import create_link
+    from labbook.care.models import FaultReport, MaintenancePlan
+    from labbook.db import now_utc
+
+    now = now_utc()
+    start = now + timedelta(days=40)
+    outage = Outage(instrument=instrument, start_at=start, end_at=start + timedelta(hours=2),
+                    block_end=start + timedelta(hours=2), state="scheduled",
+                    outage_kind="repair", title="Pump")
+    plan = MaintenancePlan(instrument=instrument, title="Bake-out", interval_count=4,
+                           interval_unit="weeks", duration_minutes=120,
+                           first_start=now + timedelta(days=60), checklist=["vent"])
+    db.session.add_all([outage, plan])
+    start = now - timedelta(days=2)
+    w.U = factories.make_booking(
+        instrument, w.users["researcher"], account=account, start=start, state="completed",
+        checked_in_at=start, checked_out_at=start + timedelta(minutes=50)).id
+    fault = FaultReport(instrument=instrument, reporter=w.users["researcher"], severity="cosmetic",
+                        status="open", description="Scratched window", photo=PNG,
+                        photo_type="image/png")
+    db.session.add(fault)
+    db.session.flush()
+    w.G, w.L, w.D = outage.id, plan.id, fault.id
+    link, w.E = create_link(w.users["admin"], instrument, "bench")
+    w.J, w.H = link.id, "check-in"
 
 
 def _outcome(response) -> str:  # type: ignore[no-untyped-def]

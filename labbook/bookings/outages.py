@@ -242,6 +242,13 @@ def notify_affected(bookings: list[Booking], outage: Outage, now: datetime) -> N
 # -- services ---------------------------------------------------------------------------------
 
 
+def _sync_status(instrument: Instrument, now: datetime, actor: User | None) -> None:
+    """Keep the stored instrument status (down while an outage runs) in step."""
+    from labbook.care.status import sync_status  # care builds on bookings, not back
+
+    sync_status(instrument, now, actor)
+
+
 def schedule_outage(
     actor: User | None,
     instrument: Instrument,
@@ -281,6 +288,7 @@ def schedule_outage(
     audit.record(actor, "outage.create", outage, after=audit.snapshot(outage, AUDITED))
     if notify:
         notify_affected(result.affected, outage, now)
+    _sync_status(instrument, now, actor)
     return result
 
 
@@ -319,6 +327,7 @@ def update_outage(
                  after=audit.snapshot(outage, AUDITED))
     if notify:
         notify_affected(result.affected, outage, now)
+    _sync_status(instrument, now, actor)
     return result
 
 
@@ -336,4 +345,49 @@ def cancel_outage(actor: User | None, outage: Outage, *, now: datetime | None = 
     db.session.flush()
     audit.record(actor, "outage.cancel", outage, before={"state": "scheduled"},
                  after={"state": "cancelled"})
+    _sync_status(outage.instrument, now or now_utc(), actor)
     return outage
+
+
+def end_outage(
+    actor: User | None, outage: Outage, end: datetime, *, now: datetime | None = None
+) -> OutageResult:
+    """Set the end of an outage, typically an unplanned one when the instrument is fixed
+    (``end`` = now): the time after it is free again.
+
+    :raises NotAllowed: unless a manager of the facility or an admin.
+    :raises ValidationError: the end is not after the start, or the outage was cancelled.
+    :raises BookingConflict: a later end would run into another outage.
+    """
+    authorize(actor, outage.instrument)
+    if outage.state != "scheduled":
+        raise ValidationError(_("The outage could not be changed."),
+                              {"end": [_("A cancelled outage has no end to set.")]})
+    return update_outage(actor, outage, outage.start_at, end, title=outage.title, now=now)
+
+
+def schedule_facility_outage(
+    actor: User | None,
+    instruments: list[Instrument],
+    start: datetime,
+    end: datetime | None,
+    kind: str,
+    title: str | None,
+    *,
+    now: datetime | None = None,
+    dry_run: bool = False,
+) -> list[OutageResult]:
+    """One outage per instrument (e.g. a whole facility's closure): all or nothing, as the
+    caller rolls back when any instrument refuses.
+
+    :raises NotAllowed, ValidationError, BookingConflict: as ``schedule_outage``.
+    """
+    if not instruments:
+        raise ValidationError(_("The outage could not be scheduled."),
+                              {"instrument": [_("This facility has no instruments.")]})
+    if not dry_run:
+        slots.lock_instruments(i.id for i in instruments)
+    return [
+        schedule_outage(actor, instrument, start, end, kind, title, now=now, dry_run=dry_run)
+        for instrument in instruments
+    ]

@@ -12,9 +12,10 @@ from labbook import audit
 from labbook.auth.models import User
 from labbook.bookings import notices
 from labbook.bookings.errors import BookingRefused, NotAllowed
-from labbook.bookings.models import Booking
+from labbook.bookings.models import Booking, Reservation
 from labbook.bookings.models.reservations import HOLDING_BOOKING_STATES
 from labbook.bookings.services import clean_purpose, lock_booking, transition
+from labbook.bookings.slots import overlapping
 from labbook.db import now_utc
 from labbook.extensions import db
 
@@ -44,7 +45,10 @@ def check_in(actor: User, booking: Booking, now: datetime | None = None) -> Book
 
 
 def check_out(actor: User, booking: Booking, now: datetime | None = None) -> Booking:
-    """Finish a running booking; the rest of its slot is free again.
+    """Finish a running booking; the rest of its slot is free again. The real end is
+    recorded even when the session ran past its booked end; when it ran over into the next
+    slot holder, the transition's reason says so (see ``overrun_into``), for the message
+    and for the facility's review of usage.
 
     :raises NotAllowed: unless owner or manager. :raises BookingRefused: when not running.
     """
@@ -54,9 +58,23 @@ def check_out(actor: User, booking: Booking, now: datetime | None = None) -> Boo
         raise NotAllowed(
             "owner", _("Only the booking's owner or a facility manager may check out.")
         )
-    transition(booking, "completed", actor, now)
+    reason = OVERRUN_REASON if overrun_into(booking, now) is not None else None
+    transition(booking, "completed", actor, now, reason)
     booking.checked_out_at = now
     return booking
+
+
+OVERRUN_REASON = "ran over into the next booking"
+
+
+def overrun_into(booking: Booking, end: datetime) -> Reservation | None:
+    """The first slot holder (booking or outage) that started after ``booking``'s booked end
+    and before ``end``, the session's real end: what the session ran over into, if any."""
+    if end <= booking.end_at:
+        return None
+    clash = overlapping(booking.instrument_id, booking.end_at, end, booking.id)
+    started = [r for r in clash if booking.end_at <= r.start_at < end]
+    return started[0] if started else None
 
 
 def expire_pending(now: datetime | None = None) -> list[Booking]:

@@ -86,6 +86,29 @@ def number(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+FAULT_STATUSES: dict[str, Callable[[], str]] = {
+    "open": lambda: _("open"),
+    "investigating": lambda: _("investigating"),
+    "waiting_parts": lambda: _("waiting for parts"),
+    "resolved": lambda: _("resolved"),
+}
+SEVERITIES: dict[str, Callable[[], str]] = {
+    "cosmetic": lambda: _("cosmetic"),
+    "degraded": lambda: _("degraded"),
+    "down": lambda: _("down"),
+}
+
+
+def _fault_status(value: Any) -> str:
+    make = FAULT_STATUSES.get(_text(value, 40))
+    return make() if make is not None else _text(value, 40)
+
+
+def _severity(value: Any) -> str:
+    make = SEVERITIES.get(_text(value, 40))
+    return make() if make is not None else _text(value, 40)
+
+
 def values(params: Any) -> Values:
     """Every placeholder the messages use, filled (tolerantly) from ``params``."""
     p = params if isinstance(params, Mapping) else {}
@@ -101,6 +124,7 @@ def values(params: Any) -> Values:
         "count": number(p.get("count")),
         "lead_time": _lead_time(p.get("minutes_before", p.get("offset_minutes"))),
         "user": _text(p.get("user")),
+        "fault_status": _fault_status(p.get("fault_status")) or MISSING,
     })
     return filled
 
@@ -129,6 +153,7 @@ TITLES: dict[str, Callable[[Values], str]] = {
     "outage_affects_booking": lambda v: _("%(instrument)s unavailable during your booking "
                                           "(%(start)s)", **v),
     "fault_reported": lambda v: _("Fault reported: %(instrument)s", **v),
+    "fault_updated": lambda v: _("Fault on %(instrument)s: %(fault_status)s", **v),
 }
 
 LEADS: dict[str, Callable[[Values], list[str]]] = {
@@ -183,6 +208,8 @@ LEADS: dict[str, Callable[[Values], list[str]]] = {
           "(maintenance, repair or a closure).", **v)],
     "fault_reported": lambda v: [
         _("A fault was reported on %(instrument)s, which you look after.", **v)],
+    "fault_updated": lambda v: [
+        _("The fault reported on %(instrument)s on %(start)s is now: %(fault_status)s.", **v)],
 }
 
 
@@ -296,8 +323,10 @@ def details(note: Notification) -> list[tuple[str, str]]:
         (_("Offer open until"), given["offer_expires"]),
         (_("Valid until"), given["expires"]),
         (_("Level"), _text(p.get("level"), 40)),
-        (_("Severity"), _text(p.get("severity"), 40)),
+        (_("Severity"), _severity(p.get("severity"))),
         (_("Description"), _text(p.get("description"), 1000)),
+        (_("Reported by"), _text(p.get("reporter"))),
+        (_("Note"), _text(p.get("note"), 1000)),
         (_("Booking number"), _text(p.get("booking_id"), 20)),
     ]
     return [(label, value) for label, value in rows if value]

@@ -27,6 +27,7 @@ KINDS = {
     "qualification_expired": (_l("Qualification expired"), False),
     "outage_affects_booking": (_l("Instrument unavailable during your booking"), True),
     "fault_reported": (_l("Fault reported on your instrument"), False),
+    "fault_updated": (_l("A fault you follow changed status"), False),
 }
 
 

@@ -39,6 +39,8 @@ JOBS: tuple[JobSpec, ...] = (
     JobSpec("waitlists", "labbook.bookings.tasks:process_waitlists", 60),
     JobSpec("qualification_expiry", "labbook.bookings.tasks:qualification_expiry", 3600),
     JobSpec("deliver_outbox", "labbook.notifications.tasks:deliver_outbox", 30),
+    JobSpec("maintenance", "labbook.care.tasks:materialise_maintenance", 3600),
+    JobSpec("instrument_status", "labbook.care.tasks:sync_instrument_statuses", 300),
 )
 JOB_IDS = tuple(job.id for job in JOBS)
 

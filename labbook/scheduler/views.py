@@ -20,6 +20,8 @@ JOB_LABELS = {
     "waitlists": _l("Waitlist offers"),
     "qualification_expiry": _l("Qualification expiry"),
     "deliver_outbox": _l("Mail delivery"),
+    "maintenance": _l("Preventive maintenance windows"),
+    "instrument_status": _l("Instrument status"),
 }
 STATE_LABELS = {
     "never": (_l("Never run"), "status-retired"),

@@ -93,6 +93,19 @@ BOOKING_MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("/feeds", "get"): BOOKING_READ,
     ("/feeds", "post"): {**_booking_row(201, 201, 201)},
     ("/feeds/{feed_id}", "delete"): {**_booking_row(204, 404, 404), "admin": 204},
+    # Equipment care: ``owner`` is the researcher who reported fault / used the session.
+    ("/outages", "post"): _booking_row(403, 201, 403),
+    ("/outages", "get"): BOOKING_READ,
+    ("/outages/{outage_id}", "get"): BOOKING_READ,
+    ("/outages/{outage_id}", "patch"): _booking_row(403, 200, 403),
+    ("/faults", "post"): _booking_row(201, 201, 201),
+    ("/faults", "get"): BOOKING_READ,
+    ("/faults/{fault_id}", "get"): _booking_row(200, 200, 404),
+    ("/faults/{fault_id}", "patch"): _booking_row(403, 200, 404),
+    ("/instruments/{instrument_id}/service-log", "get"): BOOKING_READ,
+    ("/instruments/{instrument_id}/downtime", "get"): BOOKING_READ,
+    ("/usage", "get"): {**_booking_row(403, 200, 403), "finance": 200},
+    ("/usage/{booking_id}", "patch"): {**_booking_row(403, 200, 404), "finance": 403},
 }
 ERROR_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
 
@@ -174,6 +187,14 @@ def _booking_request(path: str, method: str, catalog: Any, owner: Any,
         return path.format(booking_id=booking.id), body
     if method == "get" and path in _READS:
         return _READS[path](instrument, owner, start), None
+    for prefixes, make in _OTHER_REQUESTS:
+        if path.startswith(prefixes):
+            return make(path, method, instrument, owner)
+    return path, None
+
+
+def _qualification_request(path: str, method: str, instrument: Any,
+                           owner: Any) -> tuple[str, Any]:
     if path == "/qualifications/{qualification_id}":
         qualification = db.session.scalar(
             db.select(Qualification).where(Qualification.user_id == owner.id))
@@ -181,8 +202,6 @@ def _booking_request(path: str, method: str, catalog: Any, owner: Any,
     if (path, method) == ("/qualifications", "post"):
         newcomer = factories.make_user_with_role("researcher")
         return path, {"user_id": newcomer.id, "instrument_id": instrument.id}
-    if path.startswith(("/notifications", "/feeds")):
-        return _personal_request(path, method, instrument, owner)
     if (path, method) == ("/qualification-requests", "post"):
         return path, {"instrument_id": instrument.id, "message": "please"}
     return path, None
@@ -200,6 +219,55 @@ def _personal_request(path: str, method: str, instrument: Any, owner: Any) -> tu
     return path, None
 
 
+def _care_request(path: str, method: str, instrument: Any, owner: Any) -> tuple[str, Any]:
+    """Outages, faults, the service log, downtime and usage."""
+    from labbook.bookings.models import Outage
+    from labbook.care.models import FaultReport
+
+    now = now_utc().replace(minute=0, second=0, microsecond=0)
+    if path == "/outages" and method == "post":
+        start = now + timedelta(days=30)
+        return path, {"instrument_id": instrument.id, "kind": "repair", "title": "Pump",
+                      "start": iso(start), "end": iso(start + timedelta(hours=2))}
+    if path == "/outages/{outage_id}":
+        start = now + timedelta(days=31)
+        outage = Outage(instrument=instrument, start_at=start, end_at=start + timedelta(hours=1),
+                        block_end=start + timedelta(hours=1), state="scheduled",
+                        outage_kind="calibration", title="Calibrate")
+        db.session.add(outage)
+        db.session.flush()
+        body = {"state": "cancelled"} if method == "patch" else None
+        return path.format(outage_id=outage.id), body
+    if path == "/faults" and method == "post":
+        return path, {"instrument_id": instrument.id, "severity": "cosmetic",
+                      "description": "Scratched window"}
+    if path == "/faults/{fault_id}":
+        fault = FaultReport(instrument=instrument, reporter=owner, severity="cosmetic",
+                            status="open", description="Loose knob")
+        db.session.add(fault)
+        db.session.flush()
+        body = {"status": "investigating", "note": "Looking"} if method == "patch" else None
+        return path.format(fault_id=fault.id), body
+    if path == "/usage":
+        return f"/usage?facility={instrument.facility_id}&month={now:%Y-%m}", None
+    if path == "/usage/{booking_id}":
+        start = now - timedelta(days=3)
+        booking = factories.make_booking(
+            instrument, owner, start=start, state="completed", checked_in_at=start,
+            checked_out_at=start + timedelta(minutes=50))
+        return path.format(booking_id=booking.id), {
+            "checked_in_at": iso(start + timedelta(minutes=5)),
+            "checked_out_at": iso(start + timedelta(minutes=55)), "reason": "clock was off"}
+    if path.startswith("/instruments/{instrument_id}/"):
+        return path.format(instrument_id=instrument.id), None
+    return path, None
+
+
+_OTHER_REQUESTS = (
+    (("/qualification",), _qualification_request),
+    (("/notifications", "/feeds"), _personal_request),
+    (("/outages", "/faults", "/usage", "/instruments/{instrument_id}/"), _care_request),
+)
 BOOKING_CASES = [(path, method, role) for (path, method), row in sorted(BOOKING_MATRIX.items())
                  for role in sorted(row)]
 

@@ -26,6 +26,8 @@ def test_job_table_defaults_match_the_agreed_interface():
         "waitlists": ("labbook.bookings.tasks:process_waitlists", 60),
         "qualification_expiry": ("labbook.bookings.tasks:qualification_expiry", 3600),
         "deliver_outbox": ("labbook.notifications.tasks:deliver_outbox", 30),
+        "maintenance": ("labbook.care.tasks:materialise_maintenance", 3600),
+        "instrument_status": ("labbook.care.tasks:sync_instrument_statuses", 300),
     }
 
 
