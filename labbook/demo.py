@@ -396,8 +396,35 @@ def seed_demo(progress: Progress = _no_progress) -> Counter:
     _ensure_links(users, teams, facilities, created)
     demo_bookings.ensure_qualifications(users, created)
     demo_bookings.ensure_bookings(users, created)
+    _ensure_faults(users, created)
     _discard_demo_mail(users)
     return created
+
+
+DEMO_FAULTS = {
+    "down": "Cold head does not reach base temperature; compressor error E-17.",
+    "limited": "Field sweeps above 7 T are unstable; use up to 7 T until serviced.",
+}
+
+
+def _ensure_faults(users: dict[str, User], created: Counter) -> None:
+    """The demo's instruments that are down or limited have a fault report saying why
+    (their status follows from it)."""
+    from labbook.care.faults import report_fault
+    from labbook.care.models import FaultReport
+
+    for spec in INSTRUMENTS:
+        if spec.status not in DEMO_FAULTS:
+            continue
+        instrument = db.session.scalar(
+            sa.select(Instrument).where(Instrument.asset_code == spec.asset_code))
+        if instrument is None or db.session.scalar(
+                sa.select(FaultReport.id).where(FaultReport.instrument_id == instrument.id)
+                .limit(1)) is not None:
+            continue
+        severity = "down" if spec.status == "down" else "degraded"
+        report_fault(users["researcher@example.org"], instrument, severity, DEMO_FAULTS[spec.status])
+        created["fault reports"] += 1
 
 
 def _discard_demo_mail(users: dict[str, User]) -> None:

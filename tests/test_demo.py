@@ -122,3 +122,13 @@ def test_seed_demo_notifies_in_app_but_queues_no_mail_to_fictitious_addresses(se
 
     assert _count(Notification) > 0
     assert _count(OutboxMessage) == 0
+
+
+def test_seed_demo_backs_down_and_limited_instruments_with_fault_reports(seeded):
+    from labbook.care.models import FaultReport
+
+    faults = db.session.scalars(sa.select(FaultReport)).all()
+    assert sorted(f.severity for f in faults) == ["degraded", "down"]
+    statuses = {f.severity: f.instrument.status for f in faults}
+    assert statuses == {"down": "down", "degraded": "limited"}
+    assert all(f.outage_id for f in faults if f.severity == "down")
