@@ -45,7 +45,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
-from bench.bench_catalog import PG_ENV, make_app, pg_database
+from bench.bench_catalog import make_app, on_each_backend
 from labbook.auth.services import create_token
 from labbook.bookings.models import Reservation
 from labbook.extensions import db
@@ -373,13 +373,4 @@ def measure_backend(url: str) -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="labbook-bench-") as tmp:
-        results["sqlite"] = measure_backend(f"sqlite:///{tmp}/bench.sqlite3")
-    base = os.environ.get(PG_ENV)
-    if base:
-        with pg_database(base) as url:
-            results["postgresql"] = measure_backend(url)
-    else:
-        results["postgresql"] = f"skipped (set {PG_ENV} to a server URL to include it)"
-    return results
+    return on_each_backend(measure_backend)

@@ -189,14 +189,20 @@ def pg_database(base_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def run() -> dict[str, Any]:
+def on_each_backend(measure: Callable[[str], Any]) -> dict[str, Any]:
+    """``measure(url)`` on a temp SQLite file, and on a throw-away PostgreSQL database when
+    ``LABBOOK_BENCH_DATABASE_URL`` names a server."""
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="labbook-bench-") as tmp:
-        results["sqlite"] = measure_backend(f"sqlite:///{tmp}/bench.sqlite3")
+        results["sqlite"] = measure(f"sqlite:///{tmp}/bench.sqlite3")
     base = os.environ.get(PG_ENV)
     if base:
         with pg_database(base) as url:
-            results["postgresql"] = measure_backend(url)
+            results["postgresql"] = measure(url)
     else:
         results["postgresql"] = f"skipped (set {PG_ENV} to a server URL to include it)"
     return results
+
+
+def run() -> dict[str, Any]:
+    return on_each_backend(measure_backend)

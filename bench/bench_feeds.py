@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -39,7 +38,7 @@ from flask_babel import force_locale
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
-from bench.bench_catalog import PG_ENV, StatementCounter, make_app, pg_database
+from bench.bench_catalog import StatementCounter, make_app, on_each_backend
 from labbook.auth.security import public
 from labbook.bookings.models import Reservation
 from labbook.db import now_utc
@@ -198,13 +197,4 @@ def measure_backend(url: str) -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="labbook-bench-") as tmp:
-        results["sqlite"] = measure_backend(f"sqlite:///{tmp}/bench.sqlite3")
-    base = os.environ.get(PG_ENV)
-    if base:
-        with pg_database(base) as url:
-            results["postgresql"] = measure_backend(url)
-    else:
-        results["postgresql"] = f"skipped (set {PG_ENV} to a server URL to include it)"
-    return results
+    return on_each_backend(measure_backend)

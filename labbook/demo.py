@@ -423,7 +423,8 @@ def _ensure_faults(users: dict[str, User], created: Counter) -> None:
                 .limit(1)) is not None:
             continue
         severity = "down" if spec.status == "down" else "degraded"
-        report_fault(users["researcher@example.org"], instrument, severity, DEMO_FAULTS[spec.status])
+        reporter = users["researcher@example.org"]
+        report_fault(reporter, instrument, severity, DEMO_FAULTS[spec.status])
         created["fault reports"] += 1
 
 

@@ -74,13 +74,13 @@ def make_committed_app(url: str) -> Flask:
     return app
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def committed(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+def committed_database(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Committed]:
-    """A fresh database per module and backend, with real commits (no rolled-back
-    transaction around the test). Skips the PostgreSQL half like the rest of the suite."""
-    if request.param == "sqlite":
+    """A fresh, migrated database on ``backend`` with real commits (no rolled-back
+    transaction around the test), dropped afterwards. Skips the PostgreSQL half like the
+    rest of the suite. For module-scoped fixtures: ``yield from committed_database(...)``."""
+    if backend == "sqlite":
         path = tmp_path_factory.mktemp("committed") / "labbook.sqlite3"
         url, name, base = f"sqlite:///{path}", None, None
     else:
@@ -94,7 +94,7 @@ def committed(
     try:
         _migrate(url)
         app = make_committed_app(url)
-        yield Committed(request.param, url, app)
+        yield Committed(backend, url, app)
     finally:
         if app is not None:
             with app.app_context():
@@ -102,6 +102,14 @@ def committed(
                 db.engine.dispose()
         if name is not None and base is not None:
             _drop_pg_database(base, name)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def committed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Committed]:
+    """A fresh database per module and backend, with real commits."""
+    yield from committed_database(request.param, tmp_path_factory)
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,7 @@ from labbook.scheduler.election import election_for
 from labbook.scheduler.models import SchedulerLeader
 from labbook.scheduler.registry import JOB_IDS
 from tests import factories
-from tests.bookings.conftest import Committed, make_committed_app
-from tests.conftest import _create_pg_database, _drop_pg_database, _migrate, _pg_admin_url, \
-    _pg_skip_reason
+from tests.bookings.conftest import Committed, committed_database
 from tests.scheduler.support import wait_for
 from tests.smtp import SmtpSink
 
@@ -45,27 +43,7 @@ FAST = ("booking_reminders", "deliver_outbox")
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def committed(request, tmp_path_factory) -> Iterator[Committed]:
     """A fresh, migrated database with real commits, visible to other processes."""
-    name = base = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('procs') / 'labbook.sqlite3'}"
-    else:
-        reason = _pg_skip_reason()
-        if reason:
-            pytest.skip(reason)
-        base = _pg_admin_url()
-        url, name = _create_pg_database(base)
-    app = None
-    try:
-        _migrate(url)
-        app = make_committed_app(url)
-        yield Committed(request.param, url, app)
-    finally:
-        if app is not None:
-            with app.app_context():
-                db.session.remove()
-                db.engine.dispose()
-        if name is not None and base is not None:
-            _drop_pg_database(base, name)
+    yield from committed_database(request.param, tmp_path_factory)
 
 
 class Schedulers:
