@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
@@ -26,6 +27,7 @@ HTTP_CODES = {
     422: "validation",
     429: "too_many_requests",
     500: "internal",
+    503: "unavailable",
 }
 
 
@@ -127,8 +129,48 @@ def handle_unexpected(error: Exception) -> Any:
     return _html_error(500, message)
 
 
+RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable(error: sa.exc.OperationalError) -> bool:
+    """Is this the database being unreachable or too busy (try again), rather than a
+    programming error? PostgreSQL: every OperationalError (connection refused or lost,
+    too many clients, shutdown); SQLite: only a lock that outlasted the busy timeout."""
+    if error.connection_invalidated:
+        return True
+    module = type(error.orig).__module__ if error.orig is not None else ""
+    if module.startswith("psycopg"):
+        return True
+    text = str(error.orig).lower()
+    return "locked" in text or "busy" in text
+
+
+def handle_operational_error(error: sa.exc.OperationalError) -> Any:
+    """503 with ``Retry-After`` when the database cannot serve now; else a plain 500."""
+    if not database_unavailable(error):
+        return handle_unexpected(error)
+    log.warning("database unavailable on %s %s: %s", request.method, request.path,
+                type(error.orig).__name__)
+    try:
+        from labbook.extensions import db
+
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the connection may be gone; nothing to undo then
+        pass
+    message = _("The service is busy or its database is unreachable; please try again in a "
+                "moment.")
+    if wants_json():
+        response = json_error(503, "unavailable", message)
+    else:
+        body, _status = _html_error(503, message)
+        response = Response(body, status=503, mimetype="text/html")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(LabbookError, handle_labbook_error)
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(sa.exc.OperationalError, handle_operational_error)
     app.register_error_handler(Exception, handle_unexpected)
