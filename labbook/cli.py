@@ -82,6 +82,7 @@ def seed_demo_command(if_empty: bool) -> None:
 def init_cli(app: Flask) -> None:
     """Register every command on the app's ``flask`` CLI."""
     from labbook.auth.cli import tokens_cli, users_cli
+    from labbook.billing.cli import billing_cli, usage_cli
     from labbook.feeds.cli import closures_cli
     from labbook.instruments.cli import instruments_cli
     from labbook.scheduler.cli import scheduler_command
@@ -92,3 +93,5 @@ def init_cli(app: Flask) -> None:
     app.cli.add_command(instruments_cli)
     app.cli.add_command(scheduler_command)
     app.cli.add_command(closures_cli)
+    app.cli.add_command(billing_cli)
+    app.cli.add_command(usage_cli)

@@ -206,3 +206,76 @@ def make_booking(  # type: ignore[no-untyped-def]
     db.session.add(booking)
     db.session.flush()
     return booking
+
+
+# -- billing ---------------------------------------------------------------------------------
+
+
+def make_rate(  # type: ignore[no-untyped-def]
+    instrument: Instrument | None = None, amount: str = "100.00", **kw: Any
+):
+    """A published rate (``published=False`` for a draft) written directly."""
+    from datetime import datetime, timezone
+
+    from labbook.billing.models import Rate
+
+    consumable = kw.pop("consumable", None)
+    rate = Rate(
+        instrument_id=None if consumable else (instrument or make_instrument()).id,
+        consumable_id=consumable.id if consumable else None,
+        customer_class_code=kw.pop("customer_class", "internal"),
+        charge_type=kw.pop("charge_type", "unit" if consumable else "instrument_hour"),
+        amount=Decimal(amount),
+        effective_from=kw.pop("effective_from", date(2020, 1, 1)),
+        published_at=(datetime(2020, 1, 1, tzinfo=timezone.utc)
+                      if kw.pop("published", True) else None),
+        **kw,
+    )
+    db.session.add(rate)
+    db.session.flush()
+    return rate
+
+
+def make_policy(instrument: Instrument, **kw: Any):  # type: ignore[no-untyped-def]
+    """A billing policy row (model column names: basis, increment_minutes, ...)."""
+    from labbook.billing.models import BillingPolicy
+
+    policy = BillingPolicy(
+        instrument_id=instrument.id, basis=kw.pop("basis", "booked"),
+        increment_minutes=kw.pop("increment_minutes", 15),
+        minimum_minutes=kw.pop("minimum_minutes", 0),
+        late_cancel_fraction=Decimal(kw.pop("late_cancel_fraction", "0.5")),
+        no_show_fraction=Decimal(kw.pop("no_show_fraction", "1")), **kw,
+    )
+    db.session.add(policy)
+    db.session.flush()
+    return policy
+
+
+def make_consumable(facility: Facility | None = None, **kw: Any):  # type: ignore
+    from labbook.billing.models import Consumable
+
+    n = _n()
+    consumable = Consumable(facility_id=(facility or make_facility()).id,
+                            code=kw.pop("code", f"CON-{n:05d}"),
+                            name=kw.pop("name", f"Consumable {n}"), unit=kw.pop("unit", "piece"),
+                            **kw)
+    db.session.add(consumable)
+    db.session.flush()
+    return consumable
+
+
+def make_item(account: Account, quantity: str = "1", **kw: Any):  # type: ignore
+    """A usage item: ``consumable=`` (unit) or ``instrument=`` (sample), at ``occurred_at``."""
+    from labbook.billing.models import UsageItem
+
+    consumable = kw.pop("consumable", None)
+    instrument = kw.pop("instrument", None)
+    item = UsageItem(charge_type="unit" if consumable else "sample",
+                     consumable_id=consumable.id if consumable else None,
+                     instrument_id=instrument.id if instrument else None,
+                     team_id=account.team_id, account_id=account.id,
+                     quantity=Decimal(quantity), **kw)
+    db.session.add(item)
+    db.session.flush()
+    return item

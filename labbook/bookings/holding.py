@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from labbook.auth.models import User
+from labbook.billing.lock import ensure_open
 from labbook.bookings import rules, slots
 from labbook.bookings.errors import BookingConflict
 from labbook.bookings.models import Booking, Reservation
@@ -109,8 +110,10 @@ def hold_slot(
     the lock) rolls back just this change: the check then runs again. Nothing is changed
     on refusal.
 
-    :raises BookingConflict: when the time is taken.
+    :raises BookingConflict: when the time is taken. :raises PeriodClosed: when the old or
+        the new start lies in a closed billing period.
     """
+    ensure_open(booking.start_at if booking.id is not None else None, start, now=now)
     instrument = booking.instrument
     block_end = end + timedelta(minutes=booking.buffer_minutes)
     for _attempt in range(FLUSH_ATTEMPTS):

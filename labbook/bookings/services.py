@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 
 from labbook import audit
 from labbook.auth.models import User
+from labbook.billing.lock import ensure_open
 from labbook.bookings import notices, rules, slots
 from labbook.bookings.holding import hold_slot
 from labbook.bookings.errors import BookingRefused, NotAllowed
@@ -101,6 +102,18 @@ def clean_purpose(purpose: str | None) -> str:
     return purpose
 
 
+def check_limit(account: Account, instrument: Instrument, start: datetime, end: datetime,
+                assisted: bool, exclude_booking_id: int | None = None) -> None:
+    """The account's spending limit (labbook/billing/accounts.py), imported at call time:
+    billing prices bookings, so it imports the bookings package, not the other way round.
+
+    :raises BookingRefused: (rule ``spending_limit``).
+    """
+    from labbook.billing.accounts import check_limit as billing_check
+
+    billing_check(account, instrument, start, end, assisted, exclude_booking_id)
+
+
 def create_booking(
     user: User,
     instrument: Instrument,
@@ -129,6 +142,7 @@ def create_booking(
     slots.lock_instrument(instrument.id)
     if not privileged:
         rules.check_quotas(instrument, user, account.team_id, start, end)
+    check_limit(account, instrument, start, end, assisted)
     state = "pending" if instrument.requires_approval and not privileged else "confirmed"
     booking = Booking(
         instrument=instrument,
@@ -171,7 +185,9 @@ def transition(
     """Move ``booking`` to ``state`` recording who, when and why, and audit it.
 
     :raises BookingRefused: when the state machine does not allow the move.
+    :raises PeriodClosed: when the booking lies in a closed billing period.
     """
+    ensure_open(booking.start_at, now=now)
     if state not in TRANSITIONS.get(booking.state, set()):
         raise BookingRefused(
             "state",
@@ -313,6 +329,7 @@ def reschedule_booking(
     slots.lock_instrument(instrument.id)
     if not manager:
         rules.check_quotas(instrument, booking.user, booking.team_id, start, end, booking.id)
+    check_limit(booking.account, instrument, start, end, booking.assisted, booking.id)
     before = audit.snapshot(booking, AUDITED)
     times = (booking.start_at, booking.end_at)
     hold_slot(booking, start, end, actor, now, manager)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import selectinload
 
 from labbook import audit
 from labbook.auth.models import User
+from labbook.billing.lock import ensure_open
 from labbook.billing.periods import is_closed
 from labbook.bookings.errors import NotAllowed
 from labbook.bookings.models import Booking
@@ -226,6 +227,7 @@ def _check_periods(moments: list[datetime | None]) -> None:
         message = _("The billing period of this session is closed: its usage can no longer "
                     "change. Ask finance for an adjustment in the next open period.")
         raise ValidationError(message, {"period": [message]})
+    ensure_open(*moments)  # takes the period rows' share lock against a concurrent close
 
 
 def _authorize(actor: User, booking: Booking) -> None:

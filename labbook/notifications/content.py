@@ -125,6 +125,7 @@ def values(params: Any) -> Values:
         "lead_time": _lead_time(p.get("minutes_before", p.get("offset_minutes"))),
         "user": _text(p.get("user")),
         "fault_status": _fault_status(p.get("fault_status")) or MISSING,
+        "month": _text(p.get("month"), 7) or _("the last month"),
     })
     return filled
 
@@ -154,6 +155,7 @@ TITLES: dict[str, Callable[[Values], str]] = {
                                           "(%(start)s)", **v),
     "fault_reported": lambda v: _("Fault reported: %(instrument)s", **v),
     "fault_updated": lambda v: _("Fault on %(instrument)s: %(fault_status)s", **v),
+    "statements_ready": lambda v: _("Draft statements for %(month)s are ready", **v),
 }
 
 LEADS: dict[str, Callable[[Values], list[str]]] = {
@@ -210,6 +212,9 @@ LEADS: dict[str, Callable[[Values], list[str]]] = {
         _("A fault was reported on %(instrument)s, which you look after.", **v)],
     "fault_updated": lambda v: [
         _("The fault reported on %(instrument)s on %(start)s is now: %(fault_status)s.", **v)],
+    "statements_ready": lambda v: [
+        _("The month %(month)s has ended. Its draft statements are up to date: review the "
+          "pre-close checklist and close the period when it is clear.", **v)],
 }
 
 

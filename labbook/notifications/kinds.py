@@ -28,6 +28,7 @@ KINDS = {
     "outage_affects_booking": (_l("Instrument unavailable during your booking"), True),
     "fault_reported": (_l("Fault reported on your instrument"), False),
     "fault_updated": (_l("A fault you follow changed status"), False),
+    "statements_ready": (_l("Draft statements ready for month end"), False),
 }
 
 

@@ -41,6 +41,7 @@ JOBS: tuple[JobSpec, ...] = (
     JobSpec("deliver_outbox", "labbook.notifications.tasks:deliver_outbox", 30),
     JobSpec("maintenance", "labbook.care.tasks:materialise_maintenance", 3600),
     JobSpec("instrument_status", "labbook.care.tasks:sync_instrument_statuses", 300),
+    JobSpec("monthly_statements", "labbook.billing.tasks:draft_statements", 3600),
 )
 JOB_IDS = tuple(job.id for job in JOBS)
 

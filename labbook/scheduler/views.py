@@ -22,6 +22,7 @@ JOB_LABELS = {
     "deliver_outbox": _l("Mail delivery"),
     "maintenance": _l("Preventive maintenance windows"),
     "instrument_status": _l("Instrument status"),
+    "monthly_statements": _l("Draft statements"),
 }
 STATE_LABELS = {
     "never": (_l("Never run"), "status-retired"),

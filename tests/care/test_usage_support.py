@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
 
+import sqlalchemy as sa
+
 from labbook.billing.models import BillingPeriod
 from labbook.extensions import db
 from tests import factories
@@ -59,7 +61,10 @@ def usage_scene() -> SimpleNamespace:
 
 
 def close_period(month: date) -> BillingPeriod:
-    period = BillingPeriod(month=month, closed_at=NOW - timedelta(days=1))
-    db.session.add(period)
+    period = db.session.scalar(sa.select(BillingPeriod).where(BillingPeriod.month == month))
+    if period is None:
+        period = BillingPeriod(month=month)
+        db.session.add(period)
+    period.closed_at = NOW - timedelta(days=1)
     db.session.commit()
     return period

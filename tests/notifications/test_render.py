@@ -27,7 +27,10 @@ def _note(kind: str, params: object, reservation_id: int | None = None) -> Notif
     return note
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS))
+BOOKING_RELATED = sorted(kind for kind in KINDS if kind != "statements_ready")
+
+
+@pytest.mark.parametrize("kind", BOOKING_RELATED)
 def test_render_every_kind_with_booking_params(app, kind):
     booking = make_booking(purpose="imaging")
     user = make_user(locale="en")
@@ -40,6 +43,16 @@ def test_render_every_kind_with_booking_params(app, kind):
     assert any(link in mail.text for link in links)
     assert mail.html.lstrip().startswith("<!doctype html>")
     assert (mail.ics is not None) == carries_ics(kind)
+
+
+def test_render_statements_ready_names_the_month_and_links_the_period(app):
+    user = make_user(locale="en")
+    note = notify(user, "statements_ready", params={"month": "2026-10",
+                                                    "path": "/billing/periods/2026-10"})
+    mail = render.render_mail(user, note, None)
+    assert "2026-10" in mail.subject and "2026-10" in mail.text
+    assert "/billing/periods/2026-10" in mail.text
+    assert mail.ics is None
 
 
 ODD = {"start": "not a date", "end": "2030-13-45 99:99", "count": "many", "offset_minutes": "x",

@@ -28,6 +28,7 @@ def test_job_table_defaults_match_the_agreed_interface():
         "deliver_outbox": ("labbook.notifications.tasks:deliver_outbox", 30),
         "maintenance": ("labbook.care.tasks:materialise_maintenance", 3600),
         "instrument_status": ("labbook.care.tasks:sync_instrument_statuses", 300),
+        "monthly_statements": ("labbook.billing.tasks:draft_statements", 3600),
     }
 
 

@@ -1,0 +1,1 @@
+"""Billing JSON API (placeholder: filled by the billing issue)."""

@@ -1,0 +1,201 @@
+"""Draft statements: ``refresh_period`` recomputes an open period's charge lines from
+their sources, idempotently (a second run with nothing changed writes nothing), and
+``statements_for`` groups a period's lines into one statement per team: subtotal, tax
+once on the subtotal (half-up, the team's class rate), total, and per-account subtotals.
+A closed period's statements are the frozen ``Statement`` rows (labbook/billing/closing.py).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
+
+from labbook.billing import ratebook
+from labbook.billing.lines import Spec, lines_for_month
+from labbook.billing.lock import PeriodClosed
+from labbook.billing.models import Adjustment, BillingPeriod, ChargeLine, CustomerClass, Statement
+from labbook.billing.money import currency, tax_on
+from labbook.billing.periods import get_period
+from labbook.db import now_utc
+from labbook.extensions import db
+from labbook.teams.models import Account, Team
+
+COMPARED = (
+    "period_id", "kind", "charge_type", "team_id", "account_id", "user_id", "instrument_id",
+    "consumable_id", "reservation_id", "usage_item_id", "adjustment_id", "rate_id",
+    "occurred_at", "description", "quantity", "unit_amount", "amount", "missing_rate",
+    "explanation",
+)
+
+
+@dataclass
+class RefreshResult:
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+
+def refresh_period(month: date, now: datetime | None = None) -> RefreshResult:
+    """Bring the open period's lines in step with their sources.
+
+    :raises PeriodClosed: for a closed period (its lines are frozen).
+    """
+    period = get_period(month, lock=True)
+    if period.closed_at is not None:
+        raise PeriodClosed(month)
+    specs = lines_for_month(month, ratebook.load(), period.id)
+    result = write_lines(period, specs)
+    period.refreshed_at = now or now_utc()
+    return result
+
+
+def write_lines(period: BillingPeriod, specs: dict[str, Spec]) -> RefreshResult:
+    existing = {line.source_key: line for line in db.session.scalars(
+        sa.select(ChargeLine).where(ChargeLine.period_id == period.id))}
+    moved = _moved_lines(period, set(specs) - set(existing))
+    existing.update(moved)
+    result = RefreshResult()
+    inserts, updates = [], []
+    for key, spec in specs.items():
+        line = existing.get(key)
+        if line is None:
+            inserts.append(spec)
+        elif any(getattr(line, name) != spec[name] for name in COMPARED):
+            updates.append({"id": line.id, **spec})
+    stale = [line for key, line in existing.items() if key not in specs]
+    result.deleted = _drop(stale)
+    if updates:
+        db.session.execute(sa.update(ChargeLine), updates)
+    if inserts:
+        db.session.execute(sa.insert(ChargeLine), inserts)
+    result.inserted, result.updated = len(inserts), len(updates)
+    if result.changed:
+        db.session.expire_all()
+    return result
+
+
+def _moved_lines(period: BillingPeriod, missing: set[str]) -> dict[str, ChargeLine]:
+    """Lines of these sources in another open period (a session moved across months)."""
+    if not missing:
+        return {}
+    elsewhere = db.session.scalars(
+        sa.select(ChargeLine.source_key).where(
+            ChargeLine.period_id != period.id, ChargeLine.statement_id.is_(None))
+    ).all()
+    keys = missing.intersection(elsewhere)
+    if not keys:
+        return {}
+    rows = db.session.scalars(sa.select(ChargeLine).where(ChargeLine.source_key.in_(keys)))
+    return {line.source_key: line for line in rows}
+
+
+def _drop(stale: list[ChargeLine]) -> int:
+    """Delete lines whose source no longer charges; a line an adjustment refers to is kept
+    at 0.00 so the adjustment still says what it corrected."""
+    if not stale:
+        return 0
+    referenced = set(db.session.scalars(
+        sa.select(Adjustment.line_id).where(Adjustment.line_id.in_([s.id for s in stale]))))
+    for line in stale:
+        if line.id in referenced:
+            if line.amount != 0:
+                line.amount = Decimal(0)
+                line.explanation = {**line.explanation, "no_longer_charged": True}
+        else:
+            db.session.delete(line)
+    db.session.flush()
+    return len(stale)
+
+
+@dataclass
+class StatementView:
+    """A team's statement for a period: a live draft, or a frozen one (``number`` set)."""
+
+    month: date
+    team_id: int
+    team_name: str
+    customer_class: str
+    tax_rate: Decimal
+    currency: str
+    lines: list[ChargeLine] = field(default_factory=list)
+    subtotal: Decimal = Decimal(0)
+    tax: Decimal = Decimal(0)
+    total: Decimal = Decimal(0)
+    number: str | None = None
+    invoice_title: str | None = None
+    tax_id: str | None = None
+    accounts: dict[str, Decimal] = field(default_factory=dict)
+
+    @property
+    def closed(self) -> bool:
+        return self.number is not None
+
+
+def period_lines(period: BillingPeriod, team_ids: set[int] | None = None) -> list[ChargeLine]:
+    stmt = (sa.select(ChargeLine).where(ChargeLine.period_id == period.id)
+            .options(joinedload(ChargeLine.account))
+            .order_by(ChargeLine.team_id, ChargeLine.occurred_at, ChargeLine.id))
+    if team_ids is not None:
+        stmt = stmt.where(ChargeLine.team_id.in_(team_ids))
+    return list(db.session.scalars(stmt))
+
+
+def statements_for(period: BillingPeriod, team_ids: set[int] | None = None) -> list[StatementView]:
+    """One view per team with lines in the period (``team_ids`` narrows it), by team name."""
+    grouped: dict[int, list[ChargeLine]] = defaultdict(list)
+    for line in period_lines(period, team_ids):
+        grouped[line.team_id].append(line)
+    frozen = {s.team_id: s for s in db.session.scalars(
+        sa.select(Statement).where(Statement.period_id == period.id))}
+    teams = {t.id: t for t in db.session.scalars(
+        sa.select(Team).where(Team.id.in_(set(grouped) | set(frozen))))}
+    classes = {c.code: c for c in db.session.scalars(sa.select(CustomerClass))}
+    views = []
+    for team_id in set(grouped) | set(frozen):
+        if team_ids is not None and team_id not in team_ids:
+            continue
+        lines = grouped.get(team_id, [])
+        team = teams[team_id]
+        view = (_frozen_view(period, frozen[team_id]) if team_id in frozen
+                else _draft_view(period, team, classes[team.customer_class_code], lines))
+        view.lines = lines
+        view.accounts = _account_subtotals(view.lines)
+        views.append(view)
+    return sorted(views, key=lambda v: (v.team_name.casefold(), v.team_id))
+
+
+def _draft_view(period: BillingPeriod, team: Team, klass: CustomerClass,
+                lines: list[ChargeLine]) -> StatementView:
+    view = StatementView(period.month, team.id, team.name, klass.code, klass.tax_rate,
+                         currency(), invoice_title=team.invoice_title, tax_id=team.tax_id)
+    view.subtotal = sum((line.amount for line in lines), Decimal(0))
+    view.tax = tax_on(view.subtotal, klass.tax_rate)
+    view.total = view.subtotal + view.tax
+    return view
+
+
+def _frozen_view(period: BillingPeriod, statement: Statement) -> StatementView:
+    return StatementView(
+        period.month, statement.team_id, statement.team_name, statement.customer_class_code,
+        statement.tax_rate, statement.currency, subtotal=statement.subtotal,
+        tax=statement.tax, total=statement.total, number=statement.display_number,
+        invoice_title=statement.invoice_title, tax_id=statement.tax_id,
+    )
+
+
+def _account_subtotals(lines: list[ChargeLine]) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for line in lines:
+        totals[line.account.code] += line.amount
+    return dict(sorted(totals.items()))
+
+
+def account_codes(ids: set[int]) -> dict[int, str]:
+    return dict(db.session.execute(sa.select(Account.id, Account.code).where(Account.id.in_(ids))))

@@ -1,0 +1,1 @@
+"""Billing pages (placeholder: filled by the billing issue)."""
