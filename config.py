@@ -80,6 +80,12 @@ class Config:
     LABBOOK_FEED_CANCELLED_DAYS = int(_env("FEED_CANCELLED_DAYS", "30") or 30)
     LABBOOK_IMPORT_MAX_BYTES = int(_env("IMPORT_MAX_BYTES", str(2 * 1024 * 1024)) or 2097152)
     LABBOOK_IMPORT_TIMEOUT = float(_env("IMPORT_TIMEOUT", "10") or 10)
+    # Billing journal export (labbook/billing/journal.py, docs/billing-exports.md): the
+    # revenue account credited for a facility's charges, the tax-payable account, and
+    # per-facility overrides of the revenue account as "FACILITY_CODE=ACCOUNT,...".
+    LABBOOK_JOURNAL_REVENUE_ACCOUNT = _env("JOURNAL_REVENUE_ACCOUNT", "6001")
+    LABBOOK_JOURNAL_TAX_ACCOUNT = _env("JOURNAL_TAX_ACCOUNT", "2221")
+    LABBOOK_JOURNAL_FACILITY_ACCOUNTS = _env("JOURNAL_FACILITY_ACCOUNTS", "")
 
     BABEL_DEFAULT_LOCALE = "en"
     BABEL_DEFAULT_TIMEZONE = "UTC"

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from labbook import audit, demo_bookings
+from labbook import audit, demo_billing, demo_bookings
 from labbook.auth.models import User
 from labbook.auth.services import create_user, find_user
 from labbook.extensions import db
@@ -397,6 +397,7 @@ def seed_demo(progress: Progress = _no_progress) -> Counter:
     demo_bookings.ensure_qualifications(users, created)
     demo_bookings.ensure_bookings(users, created)
     _ensure_faults(users, created)
+    demo_billing.ensure_billing(users, created)
     _discard_demo_mail(users)
     return created
 

@@ -13,6 +13,7 @@ the deliberately empty POST bodies used here).
 from __future__ import annotations
 
 import re
+from datetime import date
 from types import SimpleNamespace
 
 import pytest
@@ -67,6 +68,15 @@ FEED_OWNER = NOTIFICATION_OWNER
 USAGE_READERS = MANAGER_OF_F | {"finance": "ok"}
 # Fault D was reported by the researcher on I (with a photo).
 FAULT_VIEWERS = BOOKING_VIEWERS | {"lead_in": "404"}
+FINANCE = {c: "403" for c in CALLERS if c != "anonymous"} | {"finance": "ok", "admin": "ok"}
+# Team T's statement: finance, admins and T's lead (lead_out leads another team).
+STATEMENT_READERS = FINANCE | {"lead_in": "ok"}
+# Charge line LN is T's session on I: its facility's manager, finance and T's lead may ask
+# for an adjustment; deciding is for finance and the facility's manager (never the lead).
+LINE_ADJUSTERS = STATEMENT_READERS | {"manager_in": "ok"}
+ADJUSTMENT_DECIDERS = FINANCE | {"manager_in": "ok"}
+ANY_MANAGER_OR_FINANCE = MANAGERS | {"finance": "ok"}
+STATEMENT_LISTERS = FINANCE | {"lead_in": "ok", "lead_out": "ok"}
 
 # (method, URL template, expectations for logged-in callers; anonymous → login unless given)
 MATRIX: list[tuple[str, str, dict[str, str]]] = [
@@ -172,7 +182,38 @@ MATRIX: list[tuple[str, str, dict[str, str]]] = [
     ("GET", "/instruments/{I}/service-log", EVERYONE),
     ("GET", "/facilities/{F}/closures/import", MANAGER_OF_F),
     ("POST", "/facilities/{F}/closures/import", MANAGER_OF_F),
+    ("GET", "/billing/", FINANCE),
+    ("GET", "/billing/statements", STATEMENT_LISTERS),
+    ("GET", "/billing/periods/{MO}", FINANCE),
+    ("GET", "/billing/periods/{MO}/teams/{T}", STATEMENT_READERS),
+    ("GET", "/billing/periods/{MO}/export/{FM}", FINANCE),
+    ("GET", "/billing/periods/{MO}/statements/{T}.pdf", STATEMENT_READERS),
+    ("GET", "/billing/adjustments", ANY_MANAGER_OR_FINANCE),
+    ("GET", "/billing/lines/{LN}/adjust", LINE_ADJUSTERS),
+    ("POST", "/billing/lines/{LN}/adjust", LINE_ADJUSTERS),
+    ("GET", "/billing/rates", FINANCE),
+    ("GET", "/billing/rates/instrument/{I}", FINANCE),
+    ("GET", "/billing/rates/consumable/{C}", FINANCE),
+    ("GET", "/billing/rates/preview", FINANCE),
+    ("GET", "/billing/rates/new", FINANCE),
+    ("POST", "/billing/rates/new", FINANCE),
+    ("GET", "/billing/classes", FINANCE),
+    ("POST", "/billing/classes", FINANCE),
+    ("GET", "/billing/classes/{CC}", FINANCE),
+    ("POST", "/billing/classes/{CC}", FINANCE),
+    ("GET", "/billing/consumables", ANY_MANAGER_OR_FINANCE),
+    ("POST", "/billing/consumables", ANY_MANAGER_OR_FINANCE),
+    ("GET", "/billing/items/new", MANAGERS),
+    ("POST", "/billing/items/new", MANAGERS),
+    ("GET", "/billing/instruments/{I}/policy", MANAGER_OF_F),
+    ("POST", "/billing/instruments/{I}/policy", MANAGER_OF_F),
     # Destructive actions last, so earlier rows see the world intact.
+    ("POST", "/billing/periods/{MO}/close", FINANCE),
+    ("POST", "/billing/rates/{RT}/publish", FINANCE),
+    ("POST", "/billing/rates/{RT}/delete", FINANCE),
+    ("POST", "/billing/items/{IT}/delete", MANAGER_OF_F),
+    ("POST", "/billing/adjustments/{AD}/reject", ADJUSTMENT_DECIDERS),
+    ("POST", "/billing/adjustments/{AD}/approve", ADJUSTMENT_DECIDERS),
     ("POST", "/profile/tokens/{K}/revoke", TOKEN_OWNER),
     ("POST", "/teams/{T}/members/{X}/remove", TEAM_LEADS),
     ("POST", "/admin/teams/{T}/members/{Y}/remove", ADMIN_ONLY),
@@ -238,6 +279,7 @@ def _world() -> SimpleNamespace:
     w.W = create_feed(w.users["researcher"], "user")[0].id
     w.V = create_feed(w.users["researcher"], "facility", f.id)[0].id
     _care_world(w, instrument, account)
+    _billing_world(w, instrument, account, spare)
     w.M = db.session.scalar(
         sa.select(OutboxMessage.id).where(OutboxMessage.notification_id == note.id))
     db.session.commit()
@@ -277,6 +319,30 @@ def _care_world(w: SimpleNamespace, instrument, account) -> None:  # type: ignor
     w.G, w.L, w.D = outage.id, plan.id, fault.id
     link, w.E = create_link(w.users["admin"], instrument, "bench")
     w.J, w.H = link.id, "check-in"
+
+
+def _billing_world(w: SimpleNamespace, instrument, account, spare) -> None:  # type: ignore
+    """This month MO refreshed: line LN is session U's charge; Z (a manager of F) asked for
+    adjustment AD on it; draft rate RT on I; consumable C of F and usage item IT (samples on
+    I); customer class CC; export format FM."""
+    from labbook.billing.adjustments import request_adjustment
+    from labbook.billing.models import ChargeLine
+    from labbook.billing.periods import current_month
+    from labbook.billing.statements import refresh_period
+    from labbook.db import now_utc
+
+    factories.make_rate(instrument, "100.00")
+    w.RT = factories.make_rate(instrument, "120.00", effective_from=date(2099, 1, 1),
+                               published=False).id
+    w.C = factories.make_consumable(instrument.facility).id
+    month = current_month()
+    w.MO, w.CC, w.FM = f"{month:%Y-%m}", "internal", "csv"
+    w.IT = factories.make_item(account, "2", instrument=instrument,
+                               occurred_at=now_utc()).id
+    refresh_period(month)
+    line = db.session.scalar(sa.select(ChargeLine).where(ChargeLine.reservation_id == w.U))
+    w.LN = line.id
+    w.AD = request_adjustment(spare, line, "-10.00", "Calibration drift").id
 
 
 def _outcome(response) -> str:  # type: ignore[no-untyped-def]
@@ -324,4 +390,4 @@ def test_authz_matrix_lists_every_ui_route(app):
 
 
 def _same_shape(template: str, path: str) -> bool:
-    return re.sub(r"\{[A-Z]\}", "{?}", template) == path
+    return re.sub(r"\{[A-Z]+\}", "{?}", template) == path

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from labbook.audit import AuditEntry
 from labbook.auth.models import ApiToken, User
 from labbook.auth.services import user_for_token
+from labbook.billing.models import Rate
 from labbook.extensions import db
 from labbook.instruments.models import Facility, Instrument, Platform, ResearchField
 from labbook.teams.models import Account, Membership, Team
@@ -44,7 +45,10 @@ def test_seed_demo_second_run_adds_and_changes_nothing(runner):
 def test_seed_demo_adds_only_what_is_missing(runner):
     assert runner.invoke(args=["seed-demo"]).exit_code == 0
     total = _count(Instrument)
-    # an instrument without demo bookings or qualifications, so nothing refers to it
+    # an instrument without demo bookings or qualifications: only its rates refer to it
+    # (its billing policy goes with it)
+    ald = sa.select(Instrument.id).where(Instrument.asset_code == "NFC-ALD-01").scalar_subquery()
+    db.session.execute(sa.delete(Rate).where(Rate.instrument_id == ald))
     db.session.execute(sa.delete(Instrument).where(Instrument.asset_code == "NFC-ALD-01"))
     db.session.commit()
     result = runner.invoke(args=["seed-demo"])
@@ -56,7 +60,7 @@ def test_seed_demo_adds_only_what_is_missing(runner):
 def test_seed_demo_if_empty_seeds_an_empty_database(runner):
     result = runner.invoke(args=["seed-demo", "--if-empty"])
     assert result.exit_code == 0, result.output
-    assert _count(User) == 5
+    assert _count(User) == 9  # five demo logins and a guest in each of the four external teams
     assert _count(Instrument) >= 40
 
 

@@ -10,7 +10,7 @@ a session, and every result carries its own explanation, stored on the charge li
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -69,12 +69,18 @@ def billed_interval(basis: str, session: Session) -> tuple[datetime, datetime, s
 
 
 def _span(interval: tuple[datetime, datetime, str]) -> timedelta:
-    return interval[1] - interval[0]
+    return _elapsed(interval[0], interval[1])
+
+
+def _elapsed(start: datetime, end: datetime) -> timedelta:
+    """Real elapsed time. Python subtracts two datetimes sharing a tzinfo on the wall
+    clock, which is an hour off across a DST change; in UTC it is exact."""
+    return end.astimezone(timezone.utc) - start.astimezone(timezone.utc)
 
 
 def raw_minutes(start: datetime, end: datetime) -> Decimal:
     """Exact minutes (fractions kept: seconds count toward the next increment)."""
-    return max(Decimal(0), Decimal(int((end - start).total_seconds())) / MINUTE)
+    return max(Decimal(0), Decimal(int(_elapsed(start, end).total_seconds())) / MINUTE)
 
 
 def round_up(minutes: Decimal, increment: int) -> int:

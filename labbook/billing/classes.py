@@ -44,7 +44,7 @@ def _clean(values: dict[str, Any], *, new: bool) -> dict[str, Any]:
     errors: dict[str, list[str]] = {}
     clean: dict[str, Any] = {"code": _code(values, errors)} if new else {}
     for name, required in (("name", True), ("name_zh", False)):
-        if name in values or required:
+        if name in values or (required and new):
             try:
                 clean[name] = _text(values.get(name), 80, required)
             except ValueError:

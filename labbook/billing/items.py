@@ -15,8 +15,9 @@ from flask_babel import gettext as _
 from labbook import audit
 from labbook.auth.models import User
 from labbook.billing.lock import ensure_open
-from labbook.billing.models import Consumable, UsageItem
+from labbook.billing.models import ChargeLine, Consumable, UsageItem
 from labbook.billing.money import parse_money
+from labbook.billing.statements import drop_lines
 from labbook.errors import Forbidden, ValidationError
 from labbook.extensions import db
 from labbook.instruments.models import Facility, Instrument
@@ -135,5 +136,11 @@ def delete_item(actor: User, item: UsageItem) -> None:
         raise Forbidden(_("Only managers of this facility may remove usage."))
     ensure_open(item.occurred_at)
     audit.record(actor, "usage_item.delete", item, before=audit.snapshot(item, ITEM_AUDITED))
+    # Its draft charge line goes too (kept at 0.00 if an adjustment refers to it).
+    lines = db.session.scalars(sa.select(ChargeLine).where(ChargeLine.usage_item_id == item.id))
+    stale = list(lines)
+    for line in stale:
+        line.usage_item_id = None
+    drop_lines(stale)
     db.session.delete(item)
     db.session.flush()

@@ -36,6 +36,7 @@ from labbook.teams.models import Team
 
 Spec = dict[str, Any]
 HOURS = Decimal("0.0001")
+QUANTITY = Decimal("0.001")  # usage_items.quantity's scale (explanations stay stable)
 CHARGED_STATES = ("completed", "in_use", "no_show", "cancelled")
 FEE_KINDS = {"no_show": "no_show_fraction", "cancelled": "late_cancel_fraction"}
 
@@ -199,7 +200,8 @@ def item_line(row: Any, book: RateBook, day: date | None = None) -> Spec:
         "amount": unit_charge(item.quantity, rate.amount if rate else Decimal(0)),
         "rate_id": rate.id if rate else None, "missing_rate": rate is None,
         "explanation": {"customer_class": row.customer_class_code,
-                        "charge_type": item.charge_type, "quantity": str(item.quantity),
+                        "charge_type": item.charge_type,
+                        "quantity": str(item.quantity.quantize(QUANTITY)),
                         "unit": unit, "note": item.note, **_rate_facts(rate)},
     }
 

@@ -4,12 +4,14 @@ Half-up, not Python's default half-even: 117.225 becomes 117.23, as finance expe
 """
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from flask import current_app, has_app_context
 from flask_babel import gettext
 
 # ISO 4217 minor units of the currencies a centre is likely to use; others have two.
+PLAIN_DECIMAL = re.compile(r"^[+-]?[0-9]+(\.[0-9]+)?$")  # no exponents, NaN or spaces
 MINOR_UNITS = {"JPY": 0, "KRW": 0, "VND": 0, "BHD": 3, "KWD": 3, "OMR": 3, "TND": 3}
 
 
@@ -53,8 +55,11 @@ def parse_money(raw: object, *, allow_negative: bool = False, places: int = 2) -
     """
     if isinstance(raw, bool) or not isinstance(raw, (str, int, Decimal)):
         raise ValueError(_t("Give the amount as a decimal string, e.g. \"120.50\"."))
+    text = str(raw).strip()
+    if not PLAIN_DECIMAL.match(text):
+        raise ValueError(_t("Not a decimal number."))
     try:
-        value = Decimal(str(raw).strip())
+        value = Decimal(text)
     except InvalidOperation:
         raise ValueError(_t("Not a decimal number.")) from None
     if not value.is_finite():

@@ -17,6 +17,9 @@ from labbook.billing.models import Rate
 from labbook.extensions import db
 
 Key = tuple[str, int, str, str]  # ("instrument" | "consumable", id, class code, charge type)
+# The column's scale: a rate read back from the database and one still in the session as
+# typed ("120.5") must explain a line the same way, or a refresh would never settle.
+RATE_PLACES = Decimal("0.0001")
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,8 @@ class RateBook:
         table: dict[Key, list[RateRow]] = defaultdict(list)
         for rate in rows:
             table[key_of(rate)].append(
-                RateRow(rate.id, rate.amount, rate.effective_from, rate.published_at is None)
+                RateRow(rate.id, rate.amount.quantize(RATE_PLACES), rate.effective_from,
+                        rate.published_at is None)
             )
         self._days: dict[Key, list[date]] = {}
         self._rows: dict[Key, list[RateRow]] = {}

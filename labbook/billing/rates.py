@@ -176,7 +176,8 @@ def preview(month: date, day: date | None = None) -> list[TeamDiff]:
         totals[team_id][0] += old["amount"] if old else Decimal(0)
         totals[team_id][1] += new["amount"] if new else Decimal(0)
         totals[team_id][2] += int((old or {}).get("amount") != (new or {}).get("amount"))
-    names = dict(db.session.execute(sa.select(Team.id, Team.name).where(Team.id.in_(totals))))
+    names = dict(db.session.execute(
+        sa.select(Team.id, Team.name).where(Team.id.in_(totals))).tuples().all())
     return sorted((TeamDiff(t, names[t], *v) for t, v in totals.items()),
                   key=lambda d: d.team_name.casefold())
 

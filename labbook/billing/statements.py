@@ -16,12 +16,15 @@ from sqlalchemy.orm import joinedload
 from labbook.billing import ratebook
 from labbook.billing.lines import Spec, lines_for_month
 from labbook.billing.lock import PeriodClosed
-from labbook.billing.models import Adjustment, BillingPeriod, ChargeLine, CustomerClass, Statement
+from labbook.billing.models import (
+    Adjustment, BillingPeriod, ChargeLine, CustomerClass, Statement, UsageItem,
+)
 from labbook.billing.money import currency, tax_on
-from labbook.billing.periods import get_period
+from labbook.billing.periods import get_period, month_of
+from labbook.bookings.models import Reservation
 from labbook.db import now_utc
 from labbook.extensions import db
-from labbook.teams.models import Account, Team
+from labbook.teams.models import Team
 
 COMPARED = (
     "period_id", "kind", "charge_type", "team_id", "account_id", "user_id", "instrument_id",
@@ -70,12 +73,13 @@ def write_lines(period: BillingPeriod, specs: dict[str, Spec]) -> RefreshResult:
         elif any(getattr(line, name) != spec[name] for name in COMPARED):
             updates.append({"id": line.id, **spec})
     stale = [line for key, line in existing.items() if key not in specs]
-    result.deleted = _drop(stale)
+    stale, relocated = _relocate(period, stale)
+    result.deleted = drop_lines(stale)
     if updates:
         db.session.execute(sa.update(ChargeLine), updates)
     if inserts:
         db.session.execute(sa.insert(ChargeLine), inserts)
-    result.inserted, result.updated = len(inserts), len(updates)
+    result.inserted, result.updated = len(inserts), len(updates) + relocated
     if result.changed:
         db.session.expire_all()
     return result
@@ -96,22 +100,60 @@ def _moved_lines(period: BillingPeriod, missing: set[str]) -> dict[str, ChargeLi
     return {line.source_key: line for line in rows}
 
 
-def _drop(stale: list[ChargeLine]) -> int:
+def _source_moment(line: ChargeLine) -> datetime | None:
+    """When the line's session or usage item lies now (None: gone, or an adjustment)."""
+    if line.usage_item_id is not None:
+        return db.session.scalar(
+            sa.select(UsageItem.occurred_at).where(UsageItem.id == line.usage_item_id))
+    if line.reservation_id is not None and line.kind != "adjustment":
+        return db.session.scalar(
+            sa.select(Reservation.start_at).where(Reservation.id == line.reservation_id))
+    return None
+
+
+def _relocate(period: BillingPeriod,
+              stale: list[ChargeLine]) -> tuple[list[ChargeLine], int]:
+    """Stale lines whose source moved to another open month go there, keeping their id
+    (that month's refresh reprices them); whichever month is refreshed first, a moved
+    session keeps its line. Returns the lines still to drop and how many moved."""
+    keep, moved = [], 0
+    for line in stale:
+        moment = _source_moment(line)
+        month = month_of(moment) if moment is not None else period.month
+        if month == period.month:
+            keep.append(line)
+            continue
+        target = get_period(month)
+        if target.closed_at is not None:
+            keep.append(line)
+            continue
+        line.period_id = target.id
+        moved += 1
+    if moved:
+        db.session.flush()
+    return keep, moved
+
+
+def drop_lines(stale: list[ChargeLine]) -> int:
     """Delete lines whose source no longer charges; a line an adjustment refers to is kept
-    at 0.00 so the adjustment still says what it corrected."""
+    at 0.00 so the adjustment still says what it corrected. Returns how many lines
+    changed (a line already kept at 0.00 is not counted again: refreshing settles)."""
     if not stale:
         return 0
     referenced = set(db.session.scalars(
         sa.select(Adjustment.line_id).where(Adjustment.line_id.in_([s.id for s in stale]))))
+    changed = 0
     for line in stale:
         if line.id in referenced:
             if line.amount != 0:
                 line.amount = Decimal(0)
                 line.explanation = {**line.explanation, "no_longer_charged": True}
+                changed += 1
         else:
             db.session.delete(line)
+            changed += 1
     db.session.flush()
-    return len(stale)
+    return changed
 
 
 @dataclass
@@ -195,7 +237,3 @@ def _account_subtotals(lines: list[ChargeLine]) -> dict[str, Decimal]:
     for line in lines:
         totals[line.account.code] += line.amount
     return dict(sorted(totals.items()))
-
-
-def account_codes(ids: set[int]) -> dict[int, str]:
-    return dict(db.session.execute(sa.select(Account.id, Account.code).where(Account.id.in_(ids))))

@@ -7,6 +7,7 @@ views here parse, load, authorize, call one service and commit.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,6 +31,15 @@ from labbook.api.schema import (
     response_schema,
 )
 from labbook.auth.guards import authorize, get_or_404
+from labbook.billing.models import BillingPolicy
+from labbook.billing.policy import (
+    POLICY_API_FIELDS,
+    clean_policy,
+    policy_of,
+    policy_to_dict,
+    update_policy,
+)
+from labbook.errors import ValidationError
 from labbook.extensions import db
 from labbook.instruments.models import INSTRUMENT_STATUSES, Facility, Instrument, ResearchField
 from labbook.instruments.services import (
@@ -41,6 +51,7 @@ from labbook.instruments.services import (
     create_instrument,
     search_instruments,
     update_instrument,
+    validate_instrument,
 )
 
 TAGS = ("catalog",)
@@ -70,8 +81,44 @@ def _instrument_props() -> dict[str, Prop]:
     return props
 
 
+@dataclass(frozen=True, kw_only=True)
+class Passed(Prop):
+    """A value handed on as it is, for a service that checks it itself (the billing
+    policy: ``labbook.billing.policy.clean_policy``); ``schema`` documents it."""
+
+    schema: dict[str, Any] = field(default_factory=dict)
+
+    def parse(self, value: Any) -> Any:
+        return value
+
+    def type_schema(self) -> dict[str, Any]:
+        return dict(self.schema)
+
+
+_FRACTION = {"type": "string", "pattern": r"^[0-9](\.[0-9]{1,4})?$",
+             "description": "a fraction from 0 to 1 as a decimal string, e.g. \"0.5\""}
+_HHMM = {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"}
+POLICY_PROPS: dict[str, Prop] = {
+    "billing_basis": Passed(schema={"type": "string", "enum": ["booked", "actual", "max"]},
+                            description="time billed: booked, actual or the greater"),
+    "billing_increment_minutes": Passed(schema={"type": "integer", "minimum": 1,
+                                                "maximum": 1440},
+                                        description="billed time rounds up to this"),
+    "minimum_charge_minutes": Passed(schema={"type": "integer", "minimum": 0,
+                                             "maximum": 10080}),
+    "late_cancel_fraction": Passed(schema=_FRACTION),
+    "no_show_fraction": Passed(schema=_FRACTION),
+    "session_cap": Passed(nullable=True, schema={
+        "type": "object", "required": ["from", "to", "max_minutes"],
+        "additionalProperties": False,
+        "properties": {"from": _HHMM, "to": _HHMM,
+                       "max_minutes": {"type": "integer", "minimum": 1, "maximum": 1440}}},
+        description="at most max_minutes billed for a session in the window; null: no cap"),
+}
 INSTRUMENT_CREATE = Schema("InstrumentCreate", _instrument_props(), read_only=("id", "updated_at"))
 INSTRUMENT_UPDATE = INSTRUMENT_CREATE.partial("InstrumentUpdate")
+INSTRUMENT_PATCH = Schema("InstrumentUpdate", {**INSTRUMENT_UPDATE.props, **POLICY_PROPS},
+                          read_only=("id", "updated_at"))
 INSTRUMENT_QUERY = Schema("InstrumentQuery", {
     "q": String(max_length=200, description="text in name, asset code, category, make, "
                                             "model or description"),
@@ -87,6 +134,7 @@ INSTRUMENT_OUTPUT = tuple(INSTRUMENT_CREATE.props) + ("id", "updated_at")
 INSTRUMENT = component("Instrument", response_schema({
     "id": {"type": "integer"},
     **{name: prop.json_schema() for name, prop in INSTRUMENT_CREATE.props.items()},
+    **{name: prop.json_schema() for name, prop in POLICY_PROPS.items()},
     "field_ids": {"type": "array", "items": {"type": "integer"}},  # older rows may have none
     "updated_at": {"type": "string", "format": "date-time"},
 }))
@@ -119,10 +167,25 @@ def _not_your_facility() -> str:
     return _("Only managers of this facility can change its instruments.")
 
 
-def instrument_to_dict(instrument: Instrument) -> dict[str, Any]:
+def instrument_to_dict(instrument: Instrument, policy: BillingPolicy | None = None
+                       ) -> dict[str, Any]:
+    """``policy``: the instrument's billing policy when the caller loaded it already."""
     data = {name: getattr(instrument, name) for name in INSTRUMENT_OUTPUT}
     data["updated_at"] = instrument.updated_at.isoformat()
+    data.update(policy_to_dict(policy or policy_of(instrument)))
     return data
+
+
+def _with_policies(page: dict[str, Any]) -> dict[str, Any]:
+    """Serialize a page of instruments with their billing policies, loaded in one query
+    (an instrument without a row shows the defaults)."""
+    instruments = page["items"]
+    policies = {p.instrument_id: p for p in db.session.scalars(sa.select(BillingPolicy).where(
+        BillingPolicy.instrument_id.in_([i.id for i in instruments])))}
+    missing = next((i for i in instruments if i.id not in policies), None)
+    default = policy_of(missing) if missing is not None else None
+    page["items"] = [instrument_to_dict(i, policies.get(i.id) or default) for i in instruments]
+    return page
 
 
 def facility_to_dict(facility: Facility) -> dict[str, Any]:
@@ -159,8 +222,8 @@ def list_instruments() -> Response:
         facility_id=args.get("facility"), category=args.get("category"),
         status=args.get("status"),
     )
-    return jsonify(paginate(stmt, args["page"], args["per_page"], instrument_to_dict,
-                            options=[selectinload(Instrument.fields)]))
+    return jsonify(_with_policies(paginate(stmt, args["page"], args["per_page"], lambda i: i,
+                                           options=[selectinload(Instrument.fields)])))
 
 
 @bp.get(f"/instruments/<{ID}:instrument_id>")
@@ -170,18 +233,50 @@ def get_instrument(instrument_id: int) -> Response:
     return jsonify(instrument_to_dict(instrument))
 
 
+def _parse_patch(instrument: Instrument, body: dict[str, Any]
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The instrument's and the policy's values of a PATCH body, all checked at once.
+
+    :raises ValidationError: every bad field of both in one answer.
+    """
+    errors: dict[str, list[str]] = {}
+    try:
+        values = INSTRUMENT_PATCH.parse(body)
+    except ValidationError as error:
+        errors.update(error.fields)
+        values = {k: body[k] for k in POLICY_API_FIELDS if k in body and k not in errors}
+    policy = {k: values.pop(k) for k in POLICY_API_FIELDS if k in values}
+    try:
+        clean_policy(policy)
+    except ValidationError as error:
+        errors.update(error.fields)
+    if not set(errors) - set(POLICY_API_FIELDS):  # the instrument's values are typed
+        try:
+            validate_instrument(current_user._get_current_object(), values, current=instrument)
+        except ValidationError as error:
+            errors.update(error.fields)
+    if errors:
+        raise ValidationError(_("The request has invalid values."), errors)
+    return values, policy
+
+
 @bp.patch(f"/instruments/<{ID}:instrument_id>")
-@operation("Change some attributes of an instrument", tags=TAGS, body=INSTRUMENT_UPDATE,
+@operation("Change some attributes of an instrument", tags=TAGS, body=INSTRUMENT_PATCH,
            response=INSTRUMENT, errors=(403, 404),
            description="Managers of the instrument's facility and admins only. Attributes "
-                       "left out keep their values; the change is audited.")
+                       "left out keep their values; the change is audited. The billing "
+                       "policy fields (billing_basis ... session_cap) change the drafts of "
+                       "open periods only. Bad values of either kind come in one 422.")
 def patch_instrument(instrument_id: int) -> Response:
     """:raises NotFound: unknown id. :raises Forbidden: not a manager of its facility.
     :raises ValidationError: bad values (nothing is written)."""
     instrument = get_or_404(Instrument, instrument_id, _("No such instrument."))
     authorize(current_user.can_edit_instrument(instrument), _not_your_facility())
-    values = INSTRUMENT_UPDATE.parse(json_body())
-    update_instrument(current_user._get_current_object(), instrument, values)
+    values, policy = _parse_patch(instrument, json_body())
+    user = current_user._get_current_object()
+    update_instrument(user, instrument, values)
+    if policy:
+        update_policy(user, instrument, policy)
     db.session.commit()
     return jsonify(instrument_to_dict(instrument))
 

@@ -10,17 +10,26 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Response, jsonify, request
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
-from labbook.api import bp, paginate
+from labbook.api import ID, bp, json_body, paginate
 from labbook.api.openapi import component, operation, page_of
-from labbook.api.schema import PAGE_PROPS, Schema, response_schema
+from labbook.api.schema import PAGE_PROPS, Schema, String, response_schema
+from labbook.auth.guards import authorize, get_or_404
 from labbook.auth.models import User
+from labbook.errors import ValidationError
+from labbook.extensions import db
 from labbook.teams.models import ACCOUNT_KINDS, Account, Team
-from labbook.teams.services import teams_visible_to
+from labbook.teams.services import teams_visible_to, update_team
 
 TEAM_QUERY = Schema("TeamQuery", PAGE_PROPS)
+TEAM_UPDATE = Schema("TeamBillingUpdate", {
+    "customer_class": String(min_length=1, max_length=32, description="customer class code"),
+    "invoice_title": String(max_length=200, nullable=True),
+    "tax_id": String(max_length=64, nullable=True),
+})
 
 ACCOUNT = component("Account", response_schema({
     "id": {"type": "integer"},
@@ -96,3 +105,28 @@ def list_teams() -> Response:
     ]
     return jsonify(paginate(teams_visible_to(user), args["page"], args["per_page"],
                             lambda team: team_to_dict(team, user, leads), options=options))
+
+
+@bp.patch(f"/teams/<{ID}:team_id>")
+@operation("Change a team's billing details", tags=("teams",), body=TEAM_UPDATE,
+           response=TEAM, errors=(403, 404), description=(
+               "Finance and admins only: customer class (it decides the rates and tax of "
+               "the open periods' drafts), invoice title and tax id. Audited."))
+def patch_team(team_id: int) -> Response:
+    """:raises Forbidden: not finance. :raises NotFound: unknown team.
+    :raises ValidationError: unknown class or too long text (nothing is written)."""
+    user = current_user._get_current_object()
+    authorize(user.is_finance, _("Only administrators and finance staff can change a team."))
+    team = get_or_404(Team, team_id, _("No such team."))
+    values = TEAM_UPDATE.parse(json_body())
+    if "customer_class" in values:
+        values["customer_class_code"] = values.pop("customer_class")
+    try:
+        update_team(user, team, values)
+    except ValidationError as error:
+        fields = {("customer_class" if k == "customer_class_code" else k): v
+                  for k, v in error.fields.items()}
+        raise ValidationError(error.message, fields) from None
+    db.session.commit()
+    leads = {m.team_id: m.is_lead for m in user.memberships}
+    return jsonify(team_to_dict(team, user, leads))

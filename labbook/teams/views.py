@@ -6,6 +6,8 @@ CSRFProtect checks every POST before these views run.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from flask import redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -43,6 +45,17 @@ def _led_team(team_id: int) -> Team:
     return team
 
 
+def _balances(team: Team, is_lead: bool) -> dict[int, Any]:
+    """Each account's committed charges and what is left of its limit, for the team's
+    leads and finance only (members do not see the team's spending)."""
+    # Imported here: billing imports the bookings package, which imports this module.
+    from labbook.billing.accounts import balance
+
+    if not (is_lead or current_user.is_finance):
+        return {}
+    return {account.id: balance(account) for account in team.accounts}
+
+
 def _render_detail(team: Team, member_form: MemberForm | None = None,
                    users_form: AccountUsersForm | None = None,
                    action_form: EmptyForm | None = None):  # type: ignore[no-untyped-def]
@@ -54,6 +67,7 @@ def _render_detail(team: Team, member_form: MemberForm | None = None,
     forms = [f for f in (member_form, users_form, action_form) if f is not None]
     return render_template(
         "teams/detail.html", team=team, members=team_members(team), can_manage=can_manage,
+        balances=_balances(team, can_manage),
         member_form=member_form or MemberForm(formdata=None), users_forms=users_forms,
         action_form=action_form or EmptyForm(formdata=None), today=centre_today(),
     ), status_of(*forms)

@@ -84,6 +84,9 @@ def written() -> dict[str, int]:
     """Row counts of everything the bookings API writes; equal before and after a refused
     request means nothing was written. Uncommitted leftovers are dropped first: only what
     the request committed counts."""
+    from labbook.billing.models import (
+        Adjustment, ChargeLine, Consumable, CustomerClass, Rate, Statement,
+    )
     from labbook.care.models import FaultReport
     from labbook.feeds.models import CalendarFeed
     from labbook.notifications.models import Notification
@@ -91,7 +94,7 @@ def written() -> dict[str, int]:
     db.session.rollback()
     counts = {model.__name__: count(model) for model in (
         Reservation, AuditEntry, Qualification, QualificationRequest, CalendarFeed,
-        FaultReport)}
+        FaultReport, Rate, Adjustment, ChargeLine, Statement, CustomerClass, Consumable)}
     counts["read notifications"] = db.session.scalar(
         sa.select(sa.func.count()).where(Notification.read_at.is_not(None)))
     return counts

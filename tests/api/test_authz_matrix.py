@@ -68,6 +68,13 @@ def _booking_row(owner: int, manager: int, others: int) -> dict[str, int]:
 
 
 BOOKING_READ = {**READ, "owner": 200}
+
+
+def _finance(ok: int) -> dict[str, int]:
+    """Finance and admins; every other caller 403."""
+    return {**_booking_row(403, 403, 403), "finance": ok, "admin": ok}
+
+
 BOOKING_MATRIX: dict[tuple[str, str], dict[str, int]] = {
     # Every caller has a default account here, so qualification and role decide.
     ("/bookings", "post"): {**_booking_row(201, 201, 403)},
@@ -106,6 +113,33 @@ BOOKING_MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("/instruments/{instrument_id}/downtime", "get"): BOOKING_READ,
     ("/usage", "get"): {**_booking_row(403, 200, 403), "finance": 200},
     ("/usage/{booking_id}", "patch"): {**_booking_row(403, 200, 404), "finance": 403},
+    # Billing: ``owner`` used the instrument (their session's charge line, their team and
+    # account). Deciding an adjustment one could not even ask for answers 404.
+    ("/customer-classes", "get"): BOOKING_READ,
+    ("/customer-classes", "post"): _finance(201),
+    ("/customer-classes/{code}", "patch"): _finance(200),
+    ("/teams/{team_id}", "patch"): _finance(200),
+    ("/consumables", "get"): BOOKING_READ,
+    ("/consumables", "post"): {**_finance(201), "facility_manager": 201},
+    ("/rates", "get"): {**_finance(200), "facility_manager": 200, "other_manager": 200},
+    ("/rates", "post"): _finance(201),
+    ("/rates/{rate_id}/publish", "post"): _finance(200),
+    ("/rates/{rate_id}", "delete"): _finance(204),
+    ("/billing/periods", "get"): _finance(200),
+    ("/billing/periods/{month}/statements", "get"): {**_finance(200), "team_lead": 200},
+    ("/billing/periods/{month}/checklist", "get"): _finance(200),
+    ("/billing/periods/{month}/preview", "get"): _finance(200),
+    ("/billing/periods/{month}/close", "post"): _finance(200),
+    ("/billing/adjustments", "get"): {**_finance(200), "team_lead": 200,
+                                      "facility_manager": 200, "other_manager": 200},
+    ("/billing/adjustments", "post"): {**_finance(201), "facility_manager": 201},
+    ("/billing/adjustments/{adjustment_id}/approve", "post"): {
+        **_finance(200), "facility_manager": 200, "owner": 404, "researcher": 404,
+        "other_manager": 404, "team_lead": 404},
+    ("/billing/adjustments/{adjustment_id}/reject", "post"): {
+        **_finance(200), "facility_manager": 200, "owner": 404, "researcher": 404,
+        "other_manager": 404, "team_lead": 404},
+    ("/accounts/{account_id}/balance", "get"): _finance(200),
 }
 ERROR_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
 
@@ -263,7 +297,50 @@ def _care_request(path: str, method: str, instrument: Any, owner: Any) -> tuple[
     return path, None
 
 
+def _billing_request(path: str, method: str, instrument: Any, owner: Any) -> tuple[str, Any]:
+    """Billing: the owner's session last month has line L (refreshed); adjustment J on it
+    was asked for by a finance clerk (so every decider here is someone else)."""
+    from labbook.billing.adjustments import request_adjustment
+    from labbook.billing.models import ChargeLine
+    from labbook.billing.periods import current_month, previous_month
+    from labbook.billing.statements import refresh_period
+
+    last = previous_month(current_month())
+    account = owner.memberships[0].team.default_account
+    if path.startswith("/billing/adjustments"):
+        start = now_utc().replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+        booking = factories.make_booking(instrument, owner, start=start, state="completed")
+        factories.make_rate(instrument, "100.00")
+        refresh_period(current_month())
+        line = db.session.scalar(db.select(ChargeLine).where(
+            ChargeLine.reservation_id == booking.id))
+        if method == "post" and path == "/billing/adjustments":
+            return path, {"line_id": line.id, "amount": "-10.00", "reason": "drift"}
+        clerk = factories.make_user(roles=("finance",))
+        adjustment = request_adjustment(clerk, line, "-10.00", "drift")
+        body = {"note": "no"} if path.endswith("reject") else None
+        return path.format(adjustment_id=adjustment.id), body
+    rate = factories.make_rate(instrument, "90.00", effective_from=date(2099, 1, 1),
+                               published=False)
+    bodies = {
+        ("/customer-classes", "post"): {"code": "government", "name": "Government",
+                                        "tax_rate": "0.03"},
+        ("/customer-classes/{code}", "patch"): {"tax_rate": "0.01"},
+        ("/teams/{team_id}", "patch"): {"invoice_title": "Lab of Owner"},
+        ("/consumables", "post"): {"code": "GAS-AR", "name": "Argon", "unit": "L",
+                                   "facility_id": instrument.facility_id},
+        ("/rates", "post"): {"instrument_id": instrument.id, "customer_class": "internal",
+                             "charge_type": "instrument_hour", "amount": "100.00",
+                             "effective_from": "2099-02-01"},
+    }
+    url = path.format(code="internal", team_id=account.team_id, rate_id=rate.id,
+                      month=f"{last:%Y-%m}", account_id=account.id)
+    return url, bodies.get((path, method))
+
+
 _OTHER_REQUESTS = (
+    (("/billing", "/rates", "/customer-classes", "/consumables", "/teams/", "/accounts/"),
+     _billing_request),
     (("/qualification",), _qualification_request),
     (("/notifications", "/feeds"), _personal_request),
     (("/outages", "/faults", "/usage", "/instruments/{instrument_id}/"), _care_request),

@@ -21,6 +21,9 @@ SPEC_FIELDS = {
 EXTRA_FIELDS = {
     "make", "model", "location", "description", "no_show_grace_minutes",
     "user_weekly_quota_minutes", "team_weekly_quota_minutes", "updated_at",
+    # the billing policy (SPEC section 6)
+    "billing_basis", "billing_increment_minutes", "minimum_charge_minutes",
+    "late_cancel_fraction", "no_show_fraction", "session_cap",
 }
 
 
