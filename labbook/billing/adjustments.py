@@ -18,6 +18,7 @@ from labbook.billing.lock import PeriodClosed
 from labbook.billing.models import Adjustment, ChargeLine, Consumable
 from labbook.billing.money import parse_money
 from labbook.billing.periods import first_open_month, get_period, next_month
+from labbook.billing.statements import digest_of
 from labbook.db import now_utc
 from labbook.errors import Conflict, Forbidden, ValidationError
 from labbook.extensions import db
@@ -118,8 +119,8 @@ def approve_adjustment(actor: User, adjustment: Adjustment,
     adjustment.decided_at = now
     adjustment.period_id = period.id
     db.session.flush()
-    spec = adjustment_line(adjustment, original, month)
-    db.session.add(ChargeLine(**spec, period_id=period.id))
+    spec = {**adjustment_line(adjustment, original, month), "period_id": period.id}
+    db.session.add(ChargeLine(**spec, digest=digest_of(spec)))
     db.session.flush()
     audit.record(actor, "adjustment.approve", adjustment,
                  after={"period": f"{month:%Y-%m}", "amount": adjustment.amount})

@@ -5,6 +5,7 @@ Half-up, not Python's default half-even: 117.225 becomes 117.23, as finance expe
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from flask import current_app, has_app_context
@@ -21,8 +22,12 @@ def currency() -> str:
 
 def quantum(code: str | None = None) -> Decimal:
     """``Decimal("0.01")`` for CNY: the smallest amount of the currency."""
-    places = MINOR_UNITS.get(code or currency(), 2)
-    return Decimal(1).scaleb(-places)
+    return _quantum(code or currency())
+
+
+@lru_cache(maxsize=32)
+def _quantum(code: str) -> Decimal:
+    return Decimal(1).scaleb(-MINOR_UNITS.get(code, 2))
 
 
 def money(amount: Decimal, code: str | None = None) -> Decimal:

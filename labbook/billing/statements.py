@@ -6,10 +6,13 @@ A closed period's statements are the frozen ``Statement`` rows (labbook/billing/
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
+
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
@@ -53,32 +56,66 @@ def refresh_period(month: date, now: datetime | None = None) -> RefreshResult:
     period = get_period(month, lock=True)
     if period.closed_at is not None:
         raise PeriodClosed(month)
-    specs = lines_for_month(month, ratebook.load(), period.id)
-    result = write_lines(period, specs)
+    existing = stored_lines(period)
+    specs = lines_for_month(month, ratebook.load(), period.id, known=existing)
+    result = write_lines(period, specs, existing)
     period.refreshed_at = now or now_utc()
     return result
 
 
-def write_lines(period: BillingPeriod, specs: dict[str, Spec]) -> RefreshResult:
-    existing = {line.source_key: line for line in db.session.scalars(
-        sa.select(ChargeLine).where(ChargeLine.period_id == period.id))}
-    moved = _moved_lines(period, set(specs) - set(existing))
-    existing.update(moved)
+def digest_of(spec: Spec) -> str:
+    """A stable hash of a computed line's values. Both sides of a comparison come from
+    freshly computed specs, so equal inputs always give equal digests."""
+    values = [spec[name] for name in COMPARED]
+    text = json.dumps(values, sort_keys=True, default=_plain, separators=(",", ":"))
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+
+def _plain(value: object) -> str:
+    """One text per value, however it was obtained (``Decimal("1.50")`` from a column and
+    ``Decimal("1.5")`` from a form hash the same)."""
+    if isinstance(value, Decimal):
+        return str(value.normalize())
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat()
+    return str(value)
+
+
+def stored_lines(period: BillingPeriod) -> dict[str, tuple[int, str | None]]:
+    """The period's lines as source key -> (id, digest): three columns, no ORM objects."""
+    return {key: (line_id, digest) for line_id, key, digest in db.session.execute(
+        sa.select(ChargeLine.id, ChargeLine.source_key, ChargeLine.digest)
+        .where(ChargeLine.period_id == period.id))}
+
+
+def write_lines(period: BillingPeriod, specs: dict[str, Spec | None],
+                existing: dict[str, tuple[int, str | None]]) -> RefreshResult:
+    """Insert, update or remove lines so the period holds exactly ``specs`` (None: a
+    stored line known unchanged). Lines whose digest did not change are not touched: a
+    second run writes nothing."""
+    existing = dict(existing)
+    for key, line in _moved_lines(period, set(specs) - set(existing)).items():
+        existing[key] = (line.id, None)
     result = RefreshResult()
     inserts, updates = [], []
     for key, spec in specs.items():
-        line = existing.get(key)
-        if line is None:
-            inserts.append(spec)
-        elif any(getattr(line, name) != spec[name] for name in COMPARED):
-            updates.append({"id": line.id, **spec})
-    stale = [line for key, line in existing.items() if key not in specs]
+        if spec is None:
+            continue
+        digest = spec.pop("digest", None) or digest_of(spec)
+        found = existing.get(key)
+        if found is None:
+            inserts.append({**spec, "digest": digest})
+        elif found[1] != digest:
+            updates.append({"id": found[0], **spec, "digest": digest})
+    stale_ids = [line_id for key, (line_id, _) in existing.items() if key not in specs]
+    stale = list(db.session.scalars(sa.select(ChargeLine).where(
+        ChargeLine.id.in_(stale_ids)))) if stale_ids else []
     stale, relocated = _relocate(period, stale)
     result.deleted = drop_lines(stale)
     if updates:
         db.session.execute(sa.update(ChargeLine), updates)
     if inserts:
-        db.session.execute(sa.insert(ChargeLine), inserts)
+        db.session.execute(ChargeLine.__table__.insert(), inserts)
     result.inserted, result.updated = len(inserts), len(updates) + relocated
     if result.changed:
         db.session.expire_all()
@@ -128,6 +165,7 @@ def _relocate(period: BillingPeriod,
             keep.append(line)
             continue
         line.period_id = target.id
+        line.digest = None  # that month's refresh reprices it
         moved += 1
     if moved:
         db.session.flush()
@@ -148,6 +186,7 @@ def drop_lines(stale: list[ChargeLine]) -> int:
             if line.amount != 0:
                 line.amount = Decimal(0)
                 line.explanation = {**line.explanation, "no_longer_charged": True}
+                line.digest = None
                 changed += 1
         else:
             db.session.delete(line)

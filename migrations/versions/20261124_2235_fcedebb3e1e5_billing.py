@@ -157,6 +157,7 @@ def upgrade():
     sa.Column('amount', sa.Numeric(precision=14, scale=2), nullable=False),
     sa.Column('missing_rate', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.Column('explanation', sa.JSON(), nullable=False),
+    sa.Column('digest', sa.String(length=40), nullable=True),
     sa.Column('statement_id', sa.Integer(), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("kind IN ('time', 'session', 'late_cancel', 'no_show', 'sample', 'unit', 'adjustment')", name=op.f('ck_charge_lines_kind_known')),

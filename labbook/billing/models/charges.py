@@ -171,6 +171,9 @@ class ChargeLine(db.Model):
     amount: Mapped[Decimal] = mapped_column(sa.Numeric(14, 2))
     missing_rate: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     explanation: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    # A hash of the computed values (labbook/billing/statements.py ``digest_of``): a refresh
+    # compares it instead of every column, so an unchanged month reads three columns a line.
+    digest: Mapped[str | None] = mapped_column(sa.String(40))
     statement_id: Mapped[int | None] = mapped_column(sa.ForeignKey("statements.id"), index=True)
     updated_at: Mapped[datetime] = mapped_column(default=now_utc, onupdate=now_utc)
 
