@@ -17,15 +17,17 @@ from flask_babel import gettext as _
 
 from labbook import audit
 from labbook.auth.models import User
-from labbook.billing.models import Adjustment, BillingPeriod, ChargeLine, Statement
-from labbook.billing.money import currency
+from labbook.billing.models import (
+    Adjustment, BillingPeriod, ChargeLine, CustomerClass, Statement,
+)
+from labbook.billing.money import currency, money, tax_on
 from labbook.billing.periods import centre_zone, current_month, get_period, month_bounds
 from labbook.billing.statements import refresh_period, statements_for
 from labbook.bookings.models import Reservation
 from labbook.db import now_utc
 from labbook.errors import Conflict
 from labbook.extensions import db
-from labbook.teams.models import Account
+from labbook.teams.models import Account, Team
 
 STATEMENT_NUMBER_LOCK = 7_261_001  # pg_advisory_xact_lock key: one numberer at a time
 
@@ -149,9 +151,18 @@ def _issue_statements(period: BillingPeriod, now: datetime) -> None:
 
 
 def period_totals(period: BillingPeriod) -> dict[str, Decimal]:
-    views = statements_for(period)
-    return {
-        "subtotal": sum((v.subtotal for v in views), Decimal(0)),
-        "tax": sum((v.tax for v in views), Decimal(0)),
-        "total": sum((v.total for v in views), Decimal(0)),
-    }
+    """A period's totals from one grouped query (subtotal per team, tax per team at its
+    class's rate, half-up), without loading its lines."""
+    rows = db.session.execute(
+        sa.select(sa.func.sum(ChargeLine.amount), CustomerClass.tax_rate)
+        .join(Team, Team.id == ChargeLine.team_id)
+        .join(CustomerClass, CustomerClass.code == Team.customer_class_code)
+        .where(ChargeLine.period_id == period.id)
+        .group_by(ChargeLine.team_id, CustomerClass.tax_rate)
+    ).all()
+    subtotal = tax = Decimal(0)
+    for amount, rate in rows:
+        team_subtotal = money(Decimal(str(amount)))  # SQLite sums as floating point
+        subtotal += team_subtotal
+        tax += tax_on(team_subtotal, rate)
+    return {"subtotal": subtotal, "tax": tax, "total": subtotal + tax}

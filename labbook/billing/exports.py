@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -229,19 +231,21 @@ def write_lines_xlsx(period: BillingPeriod, out: IO[bytes], progress: Progress =
     for row in line_rows(period, progress):
         sheet.append([_xlsx_value(i, v) for i, v in enumerate(row)])
         count += 1
-    raw = io.BytesIO()
-    # Not ``workbook.save``: it would stamp "now" as the modified time.
-    ExcelWriter(workbook, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED)).save()
-    normalize_zip(raw.getvalue(), out, stamp)
+    with tempfile.TemporaryFile() as raw:  # on disk: a million lines are ~100 MB zipped
+        # Not ``workbook.save``: it would stamp "now" as the modified time.
+        ExcelWriter(workbook, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED)).save()
+        raw.seek(0)
+        normalize_zip(raw, out, stamp)
     return count
 
 
-def normalize_zip(data: bytes, out: IO[bytes], stamp: datetime) -> None:
+def normalize_zip(data: IO[bytes], out: IO[bytes], stamp: datetime) -> None:
     """Rewrite a zip with every member dated ``stamp`` and in name order, so two exports
-    of the same content are the same bytes (openpyxl stamps members with "now")."""
+    of the same content are the same bytes (openpyxl stamps members with "now"). Members
+    are copied in chunks: memory stays flat however large the sheet."""
     date_time = (max(stamp.year, 1980), stamp.month, stamp.day, stamp.hour, stamp.minute,
                  stamp.second)
-    with zipfile.ZipFile(io.BytesIO(data)) as source, \
+    with zipfile.ZipFile(data) as source, \
             zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
         names = source.namelist()
         first = [n for n in ("[Content_Types].xml",) if n in names]
@@ -249,4 +253,5 @@ def normalize_zip(data: bytes, out: IO[bytes], stamp: datetime) -> None:
             info = zipfile.ZipInfo(name, date_time=date_time)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o600 << 16
-            target.writestr(info, source.read(name))
+            with source.open(name) as member, target.open(info, "w") as copy:
+                shutil.copyfileobj(member, copy, 1 << 20)

@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import flash, redirect, render_template, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -23,7 +24,9 @@ from labbook.billing.adjustments import (
 )
 from labbook.billing.closing import period_totals
 from labbook.billing.forms import AdjustmentForm, DecisionForm
-from labbook.billing.models import Adjustment, BillingPeriod, ChargeLine, Statement
+from labbook.billing.models import (
+    Adjustment, BillingPeriod, ChargeLine, CustomerClass, Statement,
+)
 from labbook.billing.money import currency, fmt
 from labbook.billing.periods import current_month, previous_month
 from labbook.bookings.views import load
@@ -57,6 +60,13 @@ def billing_instant(iso: str | None) -> str:
         return iso
 
 
+@bp.app_template_global("billing_class")
+def billing_class(code: str | None) -> str:
+    """A customer class's name in the viewer's language (its code if unknown)."""
+    klass = db.session.get(CustomerClass, code) if code else None
+    return klass.display_name(str(get_locale() or "en")) if klass else (code or "—")
+
+
 def require_finance() -> None:
     """:raises Forbidden: unless finance or an admin."""
     authorize(current_user.is_finance, _("Only finance may see this page."))
@@ -85,8 +95,16 @@ def index() -> str:
     for month in months:
         period = periods.get(month)
         totals = _stored_totals(period)
+        if month < previous_month(this) and period is not None and not _worth_listing(period):
+            continue
         rows.append({"month": month, "period": period, "totals": totals})
     return render_template("billing/index.html", rows=rows, current=this)
+
+
+def _worth_listing(period: BillingPeriod) -> bool:
+    """Closed, or with lines: not an empty row made by a lock check (a rate's first month)."""
+    return period.closed_at is not None or db.session.scalar(
+        sa.select(ChargeLine.id).where(ChargeLine.period_id == period.id).limit(1)) is not None
 
 
 def _stored_totals(period: BillingPeriod | None) -> dict[str, Decimal] | None:

@@ -19,7 +19,7 @@ from labbook.billing.classes import all_classes, create_class, update_class
 from labbook.billing.forms import ClassForm, RateForm
 from labbook.billing.lock import PeriodClosed
 from labbook.billing.models import INSTRUMENT_CHARGE_TYPES, Consumable, CustomerClass, Rate
-from labbook.billing.periods import current_month, next_month, parse_month
+from labbook.billing.periods import current_month, next_month, parse_month, previous_month
 from labbook.billing.rates import create_rate, delete_draft, preview, publish_rate, rate_history
 from labbook.billing.views import require_finance
 from labbook.bookings.views import load
@@ -51,7 +51,8 @@ def rates() -> str:
                                 .order_by(Rate.effective_from, Rate.id)).all()
     return render_template("billing/rates.html", instruments=instruments,
                            consumables=consumables, current=_current_rates(), drafts=drafts,
-                           preview_month=f"{current_month():%Y-%m}")
+                           preview_month=f"{previous_month(current_month()):%Y-%m}",
+                           preview_day=drafts[0].effective_from.isoformat() if drafts else None)
 
 
 @bp.route("/billing/rates/instrument/<int:instrument_id>")
@@ -148,8 +149,12 @@ def rate_preview() -> str:
         month = parse_month(raw)
     except NotFound:
         month = current_month()
-    return render_template("billing/rate_preview.html", month=month, day=next_month(month),
-                           diffs=preview(month))
+    try:
+        day = date.fromisoformat(request.args.get("day") or "")
+    except ValueError:
+        day = next_month(month)
+    return render_template("billing/rate_preview.html", month=month, day=day,
+                           diffs=preview(month, day))
 
 
 # -- customer classes ---------------------------------------------------------------------------
