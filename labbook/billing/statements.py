@@ -14,6 +14,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import sqlalchemy as sa
+from psycopg.types.json import Json
 from sqlalchemy.orm import joinedload
 
 from labbook.billing import ratebook
@@ -115,11 +116,27 @@ def write_lines(period: BillingPeriod, specs: dict[str, Spec | None],
     if updates:
         db.session.execute(sa.update(ChargeLine), updates)
     if inserts:
-        db.session.execute(ChargeLine.__table__.insert(), inserts)
+        insert_lines(inserts)
     result.inserted, result.updated = len(inserts), len(updates) + relocated
     if result.changed:
         db.session.expire_all()
     return result
+
+
+def insert_lines(rows: list[Spec]) -> None:
+    """Insert new lines in bulk: PostgreSQL's COPY (a month's first refresh writes one row
+    per session: COPY is several times faster than batched INSERTs), else executemany."""
+    connection = db.session.connection()
+    if connection.dialect.name != "postgresql":
+        db.session.execute(ChargeLine.__table__.insert(), rows)
+        return
+    stamp = now_utc()
+    columns = sorted(rows[0])  # every spec has the same keys (not in the same order)
+    sql = f"COPY charge_lines ({', '.join(columns)}, updated_at) FROM STDIN"
+    with connection.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row([*(Json(row[k]) if k == "explanation" else row[k] for k in columns),
+                            stamp])
 
 
 def _moved_lines(period: BillingPeriod, missing: set[str]) -> dict[str, ChargeLine]:
