@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from labbook.db import now_utc
 from labbook.extensions import db
+from labbook.instruments.models import LocalizedName
 
 if TYPE_CHECKING:
     from labbook.instruments.models import Facility, Instrument
@@ -52,7 +53,7 @@ class BillingBasis(str, enum.Enum):
 BILLING_BASES = tuple(b.value for b in BillingBasis)
 
 
-class CustomerClass(db.Model):
+class CustomerClass(LocalizedName, db.Model):
     __tablename__ = "customer_classes"
     __table_args__ = (
         sa.CheckConstraint("tax_rate >= 0 AND tax_rate < 1", name="tax_rate_fraction"),
@@ -66,13 +67,8 @@ class CustomerClass(db.Model):
     def __repr__(self) -> str:
         return f"<CustomerClass {self.code}>"
 
-    def display_name(self, locale: str | None) -> str:
-        if locale and locale.startswith("zh") and self.name_zh:
-            return self.name_zh
-        return self.name
 
-
-class Consumable(db.Model):
+class Consumable(LocalizedName, db.Model):
     """Something sold by the unit (gas, a wafer, a reagent kit), priced by ``unit`` rates."""
 
     __tablename__ = "consumables"
@@ -90,11 +86,6 @@ class Consumable(db.Model):
 
     def __repr__(self) -> str:
         return f"<Consumable {self.code}>"
-
-    def display_name(self, locale: str | None) -> str:
-        if locale and locale.startswith("zh") and self.name_zh:
-            return self.name_zh
-        return self.name
 
 
 class Rate(db.Model):
