@@ -152,7 +152,15 @@ def _issue_statements(period: BillingPeriod, now: datetime) -> None:
 
 def period_totals(period: BillingPeriod) -> dict[str, Decimal]:
     """A period's totals from one grouped query (subtotal per team, tax per team at its
-    class's rate, half-up), without loading its lines."""
+    class's rate, half-up), without loading its lines; a closed period's from its frozen
+    statements (a class's tax rate may have changed since)."""
+    if period.closed_at is not None:
+        frozen = db.session.execute(
+            sa.select(Statement.subtotal, Statement.tax).where(Statement.period_id == period.id)
+        ).all()
+        subtotal = sum((row.subtotal for row in frozen), Decimal(0))
+        tax = sum((row.tax for row in frozen), Decimal(0))
+        return {"subtotal": subtotal, "tax": tax, "total": subtotal + tax}
     rows = db.session.execute(
         sa.select(sa.func.sum(ChargeLine.amount), CustomerClass.tax_rate)
         .join(Team, Team.id == ChargeLine.team_id)

@@ -101,3 +101,20 @@ def test_deleting_a_usage_item_removes_its_draft_line(app) -> None:  # type: ign
     assert db.session.scalar(sa.select(sa.func.count()).select_from(ChargeLine).where(
         ChargeLine.source_key == f"item:{item.id}")) == 0
     assert refresh_period(OCTOBER).changed == 0
+
+
+def test_closed_period_totals_keep_the_frozen_tax(app) -> None:  # type: ignore
+    from labbook.billing.closing import close_period, period_totals
+    from labbook.billing.models import CustomerClass
+    from labbook.billing.periods import get_period
+
+    instrument, user, _booking = _session()
+    make_rate(instrument, "300.00", customer_class="industry")
+    user.memberships[0].team.customer_class_code = "industry"  # 6 %
+    db.session.flush()
+    close_period(make_user(roles=("finance",)), OCTOBER)
+    db.session.get(CustomerClass, "industry").tax_rate = Decimal("0.13")
+    db.session.flush()
+    totals = period_totals(get_period(OCTOBER))
+    assert totals == {"subtotal": Decimal("600.00"), "tax": Decimal("36.00"),
+                      "total": Decimal("636.00")}
