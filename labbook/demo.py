@@ -431,12 +431,13 @@ def _ensure_faults(users: dict[str, User], created: Counter) -> None:
 
 def _discard_demo_mail(users: dict[str, User]) -> None:
     """The demo people's addresses are fictitious: their bookings' in-app notifications
-    stay, the mail queued for them is dropped so the outbox starts empty."""
-    from labbook.notifications.models import OutboxMessage
+    stay, their mark for mail is cleared so the outbox starts (and stays) empty."""
+    from labbook.notifications.models import Notification
 
     ids = [user.id for user in users.values()]
     db.session.execute(
-        sa.delete(OutboxMessage).where(
-            OutboxMessage.recipient_id.in_(ids), OutboxMessage.state == "pending"
-        )
+        sa.update(Notification)
+        .where(Notification.user_id.in_(ids), Notification.mail_pending == sa.true())
+        .values(mail_pending=False)
+        .execution_options(synchronize_session=False)
     )

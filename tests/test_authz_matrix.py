@@ -246,6 +246,7 @@ def _world() -> SimpleNamespace:
     from labbook.feeds.services import create_feed
     from labbook.notifications.models import OutboxMessage
     from labbook.notifications.services import notify
+    from tests.mail import compose
 
     f, other = factories.make_facility(), factories.make_facility()
     team, other_team = factories.make_team(), factories.make_team()
@@ -280,6 +281,7 @@ def _world() -> SimpleNamespace:
     w.V = create_feed(w.users["researcher"], "facility", f.id)[0].id
     _care_world(w, instrument, account)
     _billing_world(w, instrument, account, spare)
+    compose()
     w.M = db.session.scalar(
         sa.select(OutboxMessage.id).where(OutboxMessage.notification_id == note.id))
     db.session.commit()

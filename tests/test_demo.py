@@ -123,6 +123,8 @@ def test_seed_demo_notifies_in_app_but_queues_no_mail_to_fictitious_addresses(se
 
     assert _count(Notification) > 0
     assert _count(OutboxMessage) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Notification).where(
+        Notification.mail_pending == sa.true())) == 0
 
 
 def test_seed_demo_backs_down_and_limited_instruments_with_fault_reports(seeded):

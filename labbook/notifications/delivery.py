@@ -1,7 +1,8 @@
 """Deliver the outbox over SMTP: at least once, never twice at the same time, and nothing
 lost while the server is down.
 
-One run (``deliver_due``) works in batches. For each batch it
+One run (``deliver_due``) first composes the notifications marked for mail into outbox
+messages (compose.py), then works in batches. For each batch it
 
 1. **claims** due messages in one statement and commits the claim::
 
@@ -60,6 +61,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from labbook.extensions import db
+from labbook.notifications.compose import compose_pending
 from labbook.notifications.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -376,6 +378,7 @@ def deliver_due(now: datetime) -> Report:
     """
     total = Report()
     batch = int(_config("LABBOOK_OUTBOX_BATCH"))
+    compose_pending(now, batch, MAX_BATCHES_PER_RUN)
     for _round in range(MAX_BATCHES_PER_RUN):
         token, claimed = claim(now, batch)
         if not claimed:

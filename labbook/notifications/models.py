@@ -2,9 +2,12 @@
 
 * ``Notification``: one per recipient and event, shown in the in-app list. It stores the
   event's *kind* and parameters, not text, so it is rendered in the reader's language.
-* ``OutboxMessage``: the rendered mail (recipient's locale), written in the same
-  transaction as the change that caused it, so a rolled-back change sends nothing and a
-  committed one is never lost. The delivery job claims a message by a lease
+* ``Notification.mail_pending``: set in the same transaction as the change that caused
+  the notification, so a rolled-back change sends nothing and a committed one is never
+  lost. The delivery job composes it (labbook/notifications/compose.py) into an
+  ``OutboxMessage`` before sending, which keeps rendering off the request.
+* ``OutboxMessage``: the rendered mail (recipient's locale). The delivery job claims a
+  message by a lease
   (``claimed_until``), marks it ``sent`` only after the SMTP server accepted it, and on
   failure schedules a retry with backoff until it gives up (``failed``, kept for admins).
 * ``NotificationPreference``: which kinds a user gets by mail (no row: by mail).
@@ -40,7 +43,15 @@ OUTBOX_STATES = tuple(s.value for s in OutboxState)
 
 class Notification(db.Model):
     __tablename__ = "notifications"
-    __table_args__ = (sa.Index("ix_notifications_user_created", "user_id", "created_at"),)
+    __table_args__ = (
+        sa.Index("ix_notifications_user_created", "user_id", "created_at"),
+        # The delivery job's composing step looks only at the few rows still to be mailed.
+        sa.Index(
+            "ix_notifications_mail_pending", "id",
+            sqlite_where=sa.text("mail_pending = 1"),
+            postgresql_where=sa.text("mail_pending"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
@@ -52,6 +63,8 @@ class Notification(db.Model):
     )
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
     read_at: Mapped[datetime | None]
+    # Still to be composed into mail (the recipient's preferences are checked then).
+    mail_pending: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     user: Mapped[User] = relationship()
 

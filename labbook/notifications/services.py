@@ -1,7 +1,8 @@
 """Notify people. ``notify`` is called by the services *inside* the transaction of the
-change that causes the notification: the in-app row and the outbox message commit or roll
+change that causes the notification: the in-app row, marked for mail, commits or rolls
 back with that change, so nothing is sent for a change that did not happen and nothing is
-lost for one that did. Delivery is the scheduler's job (labbook/notifications/tasks.py).
+lost for one that did. Composing and delivering the mail is the scheduler's job
+(labbook/notifications/compose.py, delivery.py, tasks.py).
 
 The in-app list, the per-kind mail preferences and the admin's retry of an outbox message
 live here too. Like every service: flush (and audit), never commit.
@@ -9,20 +10,17 @@ live here too. Like every service: flush (and audit), never commit.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import current_app
 from flask_babel import gettext as _
 
 from labbook import audit
 from labbook.db import now_utc
 from labbook.errors import ValidationError
 from labbook.extensions import db
-from labbook.notifications import render
 from labbook.notifications.kinds import KINDS
 from labbook.notifications.models import (
     OUTBOX_STATES,
@@ -36,16 +34,6 @@ if TYPE_CHECKING:
     from labbook.bookings.models import Reservation
 
 
-def wants_mail(user: User, kind: str) -> bool:
-    """Mail unless the user turned this kind off (the in-app list always gets it)."""
-    choice = db.session.scalar(
-        sa.select(NotificationPreference.by_email).where(
-            NotificationPreference.user_id == user.id, NotificationPreference.kind == kind
-        )
-    )
-    return True if choice is None else bool(choice)
-
-
 def notify(
     recipient: User,
     kind: str,
@@ -54,26 +42,25 @@ def notify(
     params: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> Notification:
-    """Record a ``kind`` notification for ``recipient`` and queue its mail (in the
-    recipient's language, with the booking's ``.ics`` where the kind carries one) unless the
-    recipient is inactive or turned mail for this kind off.
+    """Record a ``kind`` notification for ``recipient``, marked for mail when the recipient
+    is active and has an address. Nothing is rendered here: the delivery job composes the
+    mail (labbook/notifications/compose.py) in the recipient's language, with the booking's
+    ``.ics`` where the kind carries one, unless the recipient turned this kind off.
 
     :raises ValueError: for an unknown kind (a programming error, not user input).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
-    now = now or now_utc()
     note = Notification(
         user_id=recipient.id,
         kind=kind,
         params=dict(params or {}),
         reservation_id=reservation.id if reservation is not None else None,
-        created_at=now,
+        created_at=now or now_utc(),
+        mail_pending=bool(recipient.active and recipient.email),
     )
     db.session.add(note)
     db.session.flush()
-    if recipient.active and recipient.email and wants_mail(recipient, kind):
-        queue_mail(recipient, note, reservation, now)
     return note
 
 
@@ -88,31 +75,6 @@ def notify_all(
             seen.add(user.id)
             notes.append(notify(user, kind, **kwargs))
     return notes
-
-
-def queue_mail(
-    recipient: User, note: Notification, reservation: Reservation | None, now: datetime
-) -> OutboxMessage:
-    mail = render.render_mail(recipient, note, reservation)
-    domain = current_app.config["LABBOOK_SMTP_SENDER"].rpartition("@")[2] or "labbook"
-    message = OutboxMessage(
-        notification_id=note.id,
-        recipient_id=recipient.id,
-        to_address=recipient.email,
-        subject=mail.subject[:300],
-        body_text=mail.text,
-        body_html=mail.html,
-        ics=mail.ics,
-        ics_filename=mail.ics_filename,
-        message_id=f"<{uuid.uuid4().hex}.{note.id}@{domain}>",
-        state="pending",
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-    )
-    db.session.add(message)
-    db.session.flush()
-    return message
 
 
 # -- the in-app list -----------------------------------------------------------------------
@@ -198,6 +160,13 @@ def set_preferences(user: User, choices: Mapping[str, bool]) -> dict[str, bool]:
 
 
 # -- the outbox, for admins ----------------------------------------------------------------
+
+
+def to_compose() -> int:
+    """Notifications whose mail the delivery job has not composed yet."""
+    return db.session.scalar(
+        sa.select(sa.func.count(Notification.id)).where(Notification.mail_pending == sa.true())
+    ) or 0
 
 
 def outbox_counts() -> dict[str, int]:

@@ -120,6 +120,7 @@ def outbox() -> str:
     chosen = chosen if chosen in OUTBOX_FILTERS else ""
     return render_template(
         "notifications/outbox.html", counts=services.outbox_counts(), chosen=chosen,
+        to_compose=services.to_compose(),
         page=_paginate(services.outbox_messages(OUTBOX_FILTERS[chosen])),
         state_labels=OUTBOX_STATE_LABELS, action_form=EmptyForm(formdata=None),
     )

@@ -13,6 +13,7 @@ from labbook.bookings.errors import BookingConflict
 from labbook.extensions import db
 from labbook.notifications.models import Notification, OnceMark, OutboxMessage
 from tests import factories
+from tests.mail import compose
 
 UTC = timezone.utc
 # Monday 2030-01-07, 10:00 Asia/Shanghai = 02:00 UTC; "now" is a week earlier.
@@ -47,6 +48,7 @@ def kinds(user) -> list[str]:
 
 
 def mail_for(note: Notification) -> OutboxMessage:
+    compose()
     return db.session.scalars(
         sa.select(OutboxMessage).where(OutboxMessage.notification_id == note.id)
     ).one()
@@ -374,4 +376,5 @@ def test_mail_turned_off_keeps_the_in_app_notice(scene):
     db.session.flush()
     _book(user, instrument)
     assert kinds(user) == ["booking_confirmed"]
+    assert compose() == 0
     assert db.session.scalar(sa.select(sa.func.count(OutboxMessage.id))) == 0

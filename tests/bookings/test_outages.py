@@ -19,6 +19,7 @@ from labbook.extensions import db
 from labbook.instruments.models import Instrument
 from labbook.notifications.models import Notification, OutboxMessage
 from tests import factories
+from tests.mail import compose
 from tests.bookings import test_races as races
 from tests.bookings.conftest import build_scene
 
@@ -105,6 +106,7 @@ def test_owners_are_notified_with_alternatives_outside_the_outage(scene):
         start, end = (datetime.fromisoformat(offer[k]) for k in ("start", "end"))
         assert end - start == HOUR
         assert end <= result.outage.start_at or start >= result.outage.end_at
+    compose()
     mail = db.session.scalar(sa.select(OutboxMessage).where(
         OutboxMessage.notification_id == note.id))
     assert mail.state == "pending" and mail.to_address == booking.user.email

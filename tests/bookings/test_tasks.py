@@ -22,6 +22,7 @@ from labbook.extensions import db
 from labbook.instruments.models import Instrument
 from labbook.notifications.models import Notification, OnceMark, OutboxMessage
 from tests import factories
+from tests.mail import compose
 from tests.bookings.conftest import Committed, build_scene
 
 UTC = timezone.utc
@@ -119,10 +120,12 @@ def test_each_job_catches_up_after_a_three_hour_gap(gap):
 def test_running_every_job_twice_has_no_extra_effect(gap):
     for job in JOBS:
         job(MON_10)
+    compose(MON_10)
     before = (count(Notification), count(OutboxMessage), count(OnceMark))
     assert before[0] == 9 and before[1] == 9
     assert [job(MON_10) for job in JOBS] == [0] * len(JOBS)
     assert [job(MON_10 + 5 * MIN) for job in JOBS] == [0] * len(JOBS)
+    assert compose(MON_10 + 5 * MIN) == 0
     assert (count(Notification), count(OutboxMessage), count(OnceMark)) == before
 
 
@@ -161,6 +164,7 @@ def test_reminder_job_mails_the_owner_about_the_instrument(app):
     booking = factories.make_booking(instrument, start=MON_10, state_changed_at=LONG_AGO)
     db.session.commit()
     assert tasks.send_reminders(MON_10 - DAY + MIN) == 1
+    compose(MON_10 - DAY + MIN)
     message = db.session.scalars(sa.select(OutboxMessage)).one()
     assert message.to_address == booking.user.email and "Titan Krios" in message.subject
     assert message.state == "pending" and message.ics
@@ -234,8 +238,9 @@ def committed_bookings(committed: Committed, n: int, start: datetime) -> list[in
 
 def notes_about(committed: Committed, kind: str, ids: list[int]) -> list[tuple[int, dict]]:
     """(booking id, params) of every ``kind`` notification about the bookings that
-    queued a mail."""
+    queued a mail (composed first, as the delivery job does)."""
     def query() -> list[tuple[int, dict]]:
+        compose()
         return [tuple(row) for row in db.session.execute(
             sa.select(Notification.reservation_id, Notification.params)
             .join(OutboxMessage, OutboxMessage.notification_id == Notification.id)

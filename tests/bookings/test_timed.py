@@ -15,6 +15,7 @@ from labbook.bookings.models import Booking
 from labbook.extensions import db
 from labbook.notifications.models import Notification, OnceMark, OutboxMessage
 from tests import factories
+from tests.mail import compose
 
 UTC = timezone.utc
 MON_10 = datetime(2030, 1, 7, 2, 0, tzinfo=UTC)  # Monday 10:00 Asia/Shanghai
@@ -63,6 +64,7 @@ def test_reminder_24_hours_ahead_is_sent_once(scene):
     assert remind(MON_10 - DAY) == 1
     [note] = sent("reminder")
     assert note.user_id == b.user_id and note.params["minutes_before"] == 1440
+    compose(MON_10 - DAY)
     mail = db.session.scalars(sa.select(OutboxMessage)
                               .where(OutboxMessage.notification_id == note.id)).one()
     assert mail.to_address == b.user.email and b.instrument.name in mail.subject
@@ -123,8 +125,8 @@ def test_only_confirmed_bookings_are_reminded(scene, state):
     assert remind(MON_10 - HOUR) == 0 and sent("reminder") == []
 
 
-def test_reminder_offsets_come_from_the_settings(scene, app):
-    app.config["LABBOOK_REMINDER_OFFSETS"] = (180,)
+def test_reminder_offsets_come_from_the_settings(scene, app, monkeypatch):
+    monkeypatch.setitem(app.config, "LABBOOK_REMINDER_OFFSETS", (180,))
     booking(scene)
     assert remind(MON_10 - DAY) == 0
     assert remind(MON_10 - 3 * HOUR) == 1
@@ -189,8 +191,8 @@ def test_forgotten_session_is_closed_at_its_booked_end_and_flagged(scene):
     assert len(sent("auto_checkout")) == 2
 
 
-def test_auto_check_out_margin_comes_from_the_settings(scene, app):
-    app.config["LABBOOK_AUTO_CHECKOUT_MARGIN_MINUTES"] = 120
+def test_auto_check_out_margin_comes_from_the_settings(scene, app, monkeypatch):
+    monkeypatch.setitem(app.config, "LABBOOK_AUTO_CHECKOUT_MARGIN_MINUTES", 120)
     b = booking(scene, state="in_use", checked_in_at=MON_10)
     assert timed.auto_check_out(b.id, b.end_at + HOUR) is False and b.state == "in_use"
     assert timed.due_check_outs(b.end_at + 2 * HOUR) == [b.id]
@@ -239,8 +241,8 @@ def test_booking_pending_since_inside_the_window_is_not_reminded_again(scene):
     assert sent("approval_needed") == [] and marks("approval_notice", b.id) == ["1"]
 
 
-def test_approval_window_comes_from_the_settings(scene, app):
-    app.config["LABBOOK_APPROVAL_NOTICE_HOURS"] = 2
+def test_approval_window_comes_from_the_settings(scene, app, monkeypatch):
+    monkeypatch.setitem(app.config, "LABBOOK_APPROVAL_NOTICE_HOURS", 2)
     booking(scene, state="pending")
     assert approvals(MON_10 - DAY) == 0
     assert approvals(MON_10 - 2 * HOUR) == 1

@@ -1,5 +1,6 @@
 """Concurrent delivery runs (as two scheduler processes would start them) on a really
-committed database: each message reaches the SMTP server exactly once.
+committed database: each notification is composed into mail once, and each message
+reaches the SMTP server exactly once.
 
 Each thread has its own app context, session and connection; on PostgreSQL the claims race
 through ``FOR UPDATE SKIP LOCKED``, on SQLite ``BEGIN IMMEDIATE`` serializes them. Small
@@ -38,24 +39,25 @@ def sink(committed):  # type: ignore[no-untyped-def]
     committed.app.config.update(saved)
 
 
-def _queue(committed) -> dict[int, str]:  # type: ignore[no-untyped-def]
-    def work() -> dict[int, str]:
-        ids = []
-        for _ in range(MESSAGES):
-            note = notify(factories.make_user(), "no_show",
-                          params={"instrument": "Race SEM", "start": "2030-01-07 10:00"},
-                          now=NOW)
-            ids.append(note.id)
-        rows = db.session.execute(sa.select(OutboxMessage.id, OutboxMessage.message_id).where(
-            OutboxMessage.notification_id.in_(ids))).all()
-        return dict(rows)
+def _notify(committed) -> list[int]:  # type: ignore[no-untyped-def]
+    """MESSAGES committed notifications marked for mail (none composed yet)."""
+    def work() -> list[int]:
+        return [notify(factories.make_user(), "no_show",
+                       params={"instrument": "Race SEM", "start": "2030-01-07 10:00"},
+                       now=NOW).id for _ in range(MESSAGES)]
 
     return committed.run(work)
 
 
-def test_concurrent_runs_deliver_each_message_exactly_once(committed, sink):
-    queued = _queue(committed)
-    assert len(queued) == MESSAGES
+def _outbox(committed, note_ids: list[int]) -> dict[int, str]:  # type: ignore[no-untyped-def]
+    """Outbox id → Message-ID of the notifications' mail."""
+    return dict(committed.run(lambda: db.session.execute(
+        sa.select(OutboxMessage.id, OutboxMessage.message_id).where(
+            OutboxMessage.notification_id.in_(note_ids))).all()))
+
+
+def test_concurrent_runs_compose_and_deliver_each_message_exactly_once(committed, sink):
+    note_ids = _notify(committed)
     start = threading.Barrier(RUNS)
     results: list[int] = []
     errors: list[BaseException] = []
@@ -75,6 +77,8 @@ def test_concurrent_runs_deliver_each_message_exactly_once(committed, sink):
         thread.join(timeout=120)
     assert not any(t.is_alive() for t in threads) and errors == []
 
+    queued = _outbox(committed, note_ids)
+    assert len(queued) == MESSAGES, "each notification was composed once"
     counts = Counter(m["Message-ID"] for m in sink.received())
     assert max(counts.values()) == 1, "no message went out twice"
     assert set(queued.values()) <= set(counts), "every message went out"

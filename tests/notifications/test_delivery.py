@@ -18,9 +18,10 @@ from labbook.extensions import db
 from labbook.feeds.ics import reservation_uid
 from labbook.notifications import delivery
 from labbook.notifications.models import OutboxMessage
-from labbook.notifications.services import notify
+from labbook.notifications.services import notify, to_compose
 from labbook.notifications.tasks import deliver_outbox
 from tests.factories import make_booking, make_user
+from tests.mail import compose
 
 T0 = datetime(2029, 12, 20, 8, 0, tzinfo=timezone.utc)
 
@@ -30,6 +31,7 @@ def _queue(*users, kind: str = "no_show", now: datetime = T0) -> list[OutboxMess
     notes = [notify(u, kind, params={"instrument": "SEM 7", "start": "2030-01-07 10:00"},
                     now=now) for u in users]
     db.session.commit()
+    compose(now)
     return [db.session.scalars(sa.select(OutboxMessage).where(
         OutboxMessage.notification_id == n.id)).one() for n in notes]
 
@@ -51,6 +53,7 @@ def test_deliver_outbox_sends_the_queued_mail(app, smtp_sink):
     booking = make_booking(purpose="imaging")
     note = notify_owner(booking, "booking_confirmed")
     db.session.commit()
+    compose()
     stored = db.session.scalars(sa.select(OutboxMessage).where(
         OutboxMessage.notification_id == note.id)).one()
 
@@ -229,10 +232,11 @@ def test_a_rolled_back_change_leaves_no_outbox_row(app, smtp_sink):
     db.session.commit()
     before = db.session.scalar(sa.select(sa.func.count(OutboxMessage.id)))
     notify_owner(booking, "booking_cancelled", now=T0)
-    assert db.session.scalar(sa.select(sa.func.count(OutboxMessage.id))) == before + 1
+    assert to_compose() == 1
     db.session.rollback()
-    assert db.session.scalar(sa.select(sa.func.count(OutboxMessage.id))) == before
+    assert to_compose() == 0
     assert deliver_outbox(T0) == 0
+    assert db.session.scalar(sa.select(sa.func.count(OutboxMessage.id))) == before
     assert smtp_sink.received() == []
 
 

@@ -13,6 +13,7 @@ from labbook.extensions import db
 from labbook.notifications.models import Notification, NotificationPreference, OutboxMessage
 from labbook.notifications.services import notify
 from tests.conftest import csrf_token
+from tests.mail import compose
 from tests.factories import make_booking, make_user
 
 T0 = datetime(2029, 12, 20, 8, 0, tzinfo=timezone.utc)
@@ -23,6 +24,7 @@ def _note(user, kind="no_show", instrument="SEM 7"):  # type: ignore[no-untyped-
     note = notify(user, kind, params={"instrument": instrument, "start": "2030-01-07 10:00"},
                   now=T0)
     db.session.commit()
+    compose(T0)
     return note
 
 
@@ -169,6 +171,11 @@ def test_admin_outbox_counts_filters_and_refuses_to_resend_sent_mail(client, log
 
     html = client.get("/admin/outbox").get_data(as_text=True)
     assert f'id="message-{pending.id}"' in html and f'id="message-{sent.id}"' not in html
+    assert 'id="to-compose"' not in html
+    notify(make_user(), "no_show", params={"instrument": "SEM 7"}, now=T0)
+    db.session.commit()
+    html = client.get("/admin/outbox").get_data(as_text=True)
+    assert "1 notification is waiting to be written as mail" in html
     html = client.get("/admin/outbox?state=sent").get_data(as_text=True)
     assert f'id="message-{sent.id}"' in html and f'id="message-{pending.id}"' not in html
     assert 'id="count-sent"' in html

@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from labbook.extensions import db
-from labbook.notifications.models import OnceMark, OutboxMessage
+from labbook.notifications.models import Notification, OnceMark, OutboxMessage
 from labbook.scheduler.election import election_for
 from labbook.scheduler.models import SchedulerLeader
 from labbook.scheduler.registry import JOB_IDS
@@ -130,9 +130,12 @@ def _leader(committed: Committed) -> tuple[str, int] | None:
 
 
 def _pending(committed: Committed) -> int:
+    """Mail not sent yet: outbox messages pending, and notifications not yet composed."""
     return committed.run(lambda: db.session.scalar(
         sa.select(sa.func.count()).select_from(OutboxMessage)
-        .where(OutboxMessage.state == "pending")))
+        .where(OutboxMessage.state == "pending")) + db.session.scalar(
+        sa.select(sa.func.count()).select_from(Notification)
+        .where(Notification.mail_pending == sa.true())))
 
 
 def _reminded(committed: Committed, ids: set[int]) -> set[int]:
