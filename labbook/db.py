@@ -108,7 +108,8 @@ def include_object(
 
 
 T = TypeVar("T")
-RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+# serialization failure, deadlock detected, exclusion violation (see run_with_retry)
+RETRY_SQLSTATES = {"40001", "40P01", "23P01"}
 MAX_ATTEMPTS = 4  # the first try and up to three retries
 
 
@@ -116,7 +117,11 @@ def run_with_retry(unit: Callable[[], T], attempts: int = MAX_ATTEMPTS) -> T:
     """Run ``unit`` and commit. When PostgreSQL aborts the transaction as the victim of a
     deadlock or a serialization race (SQLSTATE 40P01/40001), nothing is wrong with the
     request: roll back and run the whole unit again, on fresh data (so the unit must load
-    what it needs itself). Any other error propagates at once, uncommitted.
+    what it needs itself). The same for an exclusion violation (23P01): the booking
+    engine's overlap check runs under the instrument lock, so the constraint only fires
+    against a writer that skipped the lock, and on the next run the check sees that
+    writer's row and refuses with a proper conflict answer. Any other error propagates at
+    once, uncommitted.
 
     :raises sqlalchemy.exc.DBAPIError: after the last attempt, or for other database errors.
     """

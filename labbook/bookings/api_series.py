@@ -31,7 +31,6 @@ from labbook.api.schema import (
     Schema,
     String,
 )
-from labbook.auth.guards import get_or_404
 from labbook.auth.models import User
 from labbook.bookings import series as series_service
 from labbook.bookings.api import (
@@ -51,7 +50,7 @@ from labbook.bookings.series import CANCEL_SCOPES, cancel_in_scope
 from labbook.db import run_with_retry
 from labbook.bookings.models import Booking, BookingSeries
 from labbook.bookings.recurrence import MAX_INTERVAL, MAX_OCCURRENCES
-from labbook.bookings.services import INSTRUMENT_WITH_POLICY, create_booking
+from labbook.bookings.services import create_booking, instrument_for_booking
 from labbook.db import now_utc
 from labbook.errors import NotFound, ValidationError
 from labbook.extensions import db
@@ -182,8 +181,7 @@ def _series_answer(result: series_service.SeriesResult, zone: ZoneInfo) -> dict[
 def _create(user: User, values: dict[str, Any]) -> dict[str, Any]:
     """Book one booking, or a series when ``recurrence`` is given (then the answer is the
     series' result)."""
-    instrument = get_or_404(Instrument, values["instrument_id"], _("No such instrument."),
-                            options=INSTRUMENT_WITH_POLICY)
+    instrument = instrument_for_booking(values["instrument_id"], user)
     options = dict(purpose=values.get("purpose"), account_id=values.get("account_id"),
                    assisted=values.get("assisted", False))
     if "recurrence" not in values:

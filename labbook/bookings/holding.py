@@ -1,12 +1,11 @@
-"""Holding an instrument's time: the overlap check, the SAVEPOINT flush that lets the
-database have the last word, and the conflict answer (the clashing intervals and nearby
-alternatives). See labbook/bookings/slots.py for the two-layer guarantee."""
+"""Holding an instrument's time: the overlap check, the flush where the database has the
+last word, and the conflict answer (the clashing intervals and nearby alternatives). See
+labbook/bookings/slots.py for the two-layer guarantee."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from labbook.auth.models import User
@@ -18,7 +17,8 @@ from labbook.extensions import db
 from labbook.instruments.models import Instrument
 
 EXCLUSION_VIOLATION = "23P01"
-# Exclusion violation, deadlock victim, serialization failure: roll back the savepoint, check again.
+# Outages (outages.py) still flush in a SAVEPOINT, because an imported closure may also hit
+# the unique external UID: on these states they roll it back and check again.
 RECHECK_STATES = {EXCLUSION_VIOLATION, "40P01", "40001"}
 FLUSH_ATTEMPTS = 3
 
@@ -104,40 +104,28 @@ def hold_slot(
 ) -> None:
     """Give ``booking`` the interval ``[start, end)`` (plus its buffer) if it is free.
 
-    The overlap check runs under the instrument lock taken by the caller; the change is
-    applied and flushed in a SAVEPOINT, so a refusal by the exclusion constraint (23P01) or a
-    deadlock/serialization abort (40P01/40001, possible only against a writer that skipped
-    the lock) rolls back just this change: the check then runs again. Nothing is changed
-    on refusal.
+    The overlap check runs under the instrument lock taken by the caller (PostgreSQL) or
+    the database's write lock (SQLite, ``BEGIN IMMEDIATE``), so it sees every committed
+    slot holder and none can be added before this transaction ends: when it finds nothing,
+    the flush succeeds. The exclusion constraint stays the backstop on PostgreSQL: should a
+    writer that skipped the lock get in first, the flush fails with 23P01 and aborts the
+    transaction, and the caller's unit runner (``labbook.db.run_with_retry``, the views'
+    ``attempt``) runs the whole request again, when this check sees the other row and
+    answers with a conflict. No SAVEPOINT is needed for that, which keeps a booking to
+    one round trip for the check and one for the insert.
 
     :raises BookingConflict: when the time is taken. :raises PeriodClosed: when the old or
-        the new start lies in a closed billing period.
+        the new start lies in a closed billing period. :raises sqlalchemy.exc.DBAPIError:
+        23P01 / 40P01 / 40001 against a writer that skipped the lock (run again).
     """
     ensure_open(booking.start_at if booking.id is not None else None, start, now=now)
     instrument = booking.instrument
     block_end = end + timedelta(minutes=booking.buffer_minutes)
-    for _attempt in range(FLUSH_ATTEMPTS):
-        clash = slots.overlapping(instrument.id, start, block_end, booking.id)
-        if clash:
-            refuse_conflict(instrument, user, start, end, now, clash, booking.id, privileged)
-        if _flush_interval(booking, start, end, block_end):
-            return
     clash = slots.overlapping(instrument.id, start, block_end, booking.id)
-    refuse_conflict(instrument, user, start, end, now, clash, booking.id, privileged)
-
-
-def _flush_interval(booking: Booking, start: datetime, end: datetime, block_end: datetime) -> bool:
-    """Apply and flush in a SAVEPOINT; False when the database refused it in a way that
-    calls for checking again (overlap found by the constraint, or a retryable abort)."""
-    try:
-        with db.session.begin_nested():
-            if booking.id is not None:
-                booking.sequence += 1
-            booking.start_at, booking.end_at, booking.block_end = start, end, block_end
-            db.session.add(booking)
-            db.session.flush()
-        return True
-    except (sa.exc.IntegrityError, sa.exc.OperationalError) as error:
-        if getattr(error.orig, "sqlstate", None) not in RECHECK_STATES:
-            raise
-        return False
+    if clash:
+        refuse_conflict(instrument, user, start, end, now, clash, booking.id, privileged)
+    if booking.id is not None:
+        booking.sequence += 1
+    booking.start_at, booking.end_at, booking.block_end = start, end, block_end
+    db.session.add(booking)
+    db.session.flush()

@@ -163,7 +163,7 @@ def _displace(
 
 def _flush_window(outage: Outage, start: datetime, end: datetime | None) -> bool:
     """Apply and flush in a SAVEPOINT; False when the database refused it in a way that
-    calls for checking again (see holding._flush_interval).
+    calls for checking again (a writer that skipped the lock got in first).
 
     :raises Conflict: when the instrument already has a closure with this external UID.
     """

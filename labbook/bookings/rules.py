@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+import sqlalchemy.orm  # noqa: F401 - sa.orm.Session for the listeners
 from flask_babel import gettext as _
 
 from labbook.auth.models import User
@@ -88,18 +89,43 @@ def check_window(instrument: Instrument, start: datetime, now: datetime) -> None
         )
 
 
+# Qualifications read together with the instrument (services.instrument_for_booking), so a
+# booking's checks need no query of their own: {(user_id, instrument_id): [rows]} in the
+# session's info. Forgotten at every flush and at the end of every transaction (savepoints
+# included), so a grant or revocation is never missed: between the read and the checks of
+# one booking neither happens.
+PREFETCHED = "labbook.prefetched_qualifications"
+
+
+def covering(user_id: int, instrument: type[Instrument] | Instrument) -> sa.ColumnElement[bool]:
+    """The user's unrevoked qualifications for this instrument or its category."""
+    return sa.and_(
+        Qualification.user_id == user_id,
+        Qualification.revoked_at.is_(None),
+        sa.or_(
+            Qualification.instrument_id == instrument.id,
+            Qualification.category == instrument.category,
+        ),
+    )
+
+
+def remember_qualifications(user_id: int, instrument_id: int, rows: list[Qualification]) -> None:
+    db.session.info.setdefault(PREFETCHED, {})[(user_id, instrument_id)] = list(rows)
+
+
+@sa.event.listens_for(sa.orm.Session, "after_flush")
+@sa.event.listens_for(sa.orm.Session, "after_transaction_end")
+def _forget_qualifications(session: sa.orm.Session, *_args: object) -> None:
+    session.info.pop(PREFETCHED, None)
+
+
 def live_qualification(user: User, instrument: Instrument, at: datetime) -> Qualification | None:
     """The user's best live qualification for this instrument or its category."""
-    rows = db.session.scalars(
-        sa.select(Qualification).where(
-            Qualification.user_id == user.id,
-            Qualification.revoked_at.is_(None),
-            sa.or_(
-                Qualification.instrument_id == instrument.id,
-                Qualification.category == instrument.category,
-            ),
-        )
-    ).all()
+    rows = db.session.info.get(PREFETCHED, {}).get((user.id, instrument.id))
+    if rows is None:
+        rows = db.session.scalars(
+            sa.select(Qualification).where(covering(user.id, instrument))
+        ).all()
     live = [q for q in rows if q.is_live(at)]
     live.sort(key=lambda q: q.level != "advanced")
     return live[0] if live else None

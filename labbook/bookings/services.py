@@ -14,14 +14,15 @@ from sqlalchemy.orm import joinedload
 from flask_babel import gettext as _
 
 from labbook import audit
+from labbook.auth.guards import MAX_ID
 from labbook.auth.models import User
 from labbook.billing.lock import ensure_open
 from labbook.bookings import notices, rules, slots
 from labbook.bookings.holding import hold_slot
 from labbook.bookings.errors import BookingRefused, NotAllowed
-from labbook.bookings.models import Booking
+from labbook.bookings.models import Booking, Qualification
 from labbook.db import now_utc
-from labbook.errors import ValidationError
+from labbook.errors import NotFound, ValidationError
 from labbook.extensions import db
 from labbook.instruments.models import Facility, Instrument
 from labbook.teams.models import Account, Membership, Team
@@ -40,6 +41,28 @@ INSTRUMENT_WITH_POLICY = (
     joinedload(Instrument.facility).joinedload(Facility.opening_hours),
 )
 ACCOUNT_WITH_MEMBERS = (joinedload(Account.team).joinedload(Team.memberships),)
+
+
+def instrument_for_booking(instrument_id: int, user: User) -> Instrument:
+    """The instrument with its facility and opening hours and, in the same round trip, the
+    user's qualifications that may cover it (remembered for ``rules.live_qualification``).
+
+    :raises NotFound: unknown instrument (or an id no integer column can hold).
+    """
+    if not 0 < instrument_id <= MAX_ID:
+        raise NotFound(_("No such instrument."))
+    rows = db.session.execute(
+        sa.select(Instrument, Qualification)
+        .outerjoin(Qualification, rules.covering(user.id, Instrument))
+        .where(Instrument.id == instrument_id)
+        .options(*INSTRUMENT_WITH_POLICY)
+    ).unique().all()
+    if not rows:
+        raise NotFound(_("No such instrument."))
+    instrument = rows[0][0]
+    rules.remember_qualifications(
+        user.id, instrument.id, [q for _i, q in rows if q is not None])
+    return instrument
 
 
 def resolve_account(user: User, account_id: int | None) -> Account:

@@ -44,7 +44,7 @@ from labbook.bookings.forms import (
 from labbook.bookings.models import Booking
 from labbook.bookings.models.reservations import HOLDING_BOOKING_STATES as HOLDING
 from labbook.bookings.series import SeriesNotBooked, SeriesResult
-from labbook.db import now_utc
+from labbook.db import now_utc, run_with_retry
 from labbook.errors import Conflict, Forbidden, LabbookError, NotFound, ValidationError
 from labbook.extensions import db
 from labbook.instruments.models import Instrument
@@ -102,20 +102,19 @@ def visible_booking(booking_id: int) -> Booking:
 
 
 def attempt(form: Any, action: Callable[[], Any]) -> Any:
-    """Run ``action`` (one service call) for a valid submission and commit. On a refusal
-    roll back, put field messages on ``form`` and return the error; None when the form was
-    not submitted or is invalid."""
+    """Run ``action`` (one service call) for a valid submission and commit, through
+    ``run_with_retry`` like the API (a deadlock victim, or a clash the database caught
+    before the check could, runs again). On a refusal roll back, put field messages on
+    ``form`` and return the error; None when the form was not submitted or is invalid."""
     if not form.validate_on_submit():
         return None
     try:
-        result = action()
+        return run_with_retry(action)
     except REFUSALS as error:
         db.session.rollback()
         if isinstance(error, ValidationError):
             _attach(form, error.fields)
         return error
-    db.session.commit()
-    return result
 
 
 def _attach(form: Any, fields: dict[str, list[str]]) -> None:
@@ -186,7 +185,7 @@ def new(instrument_id: int) -> Any:
 
     :raises NotFound: unknown instrument.
     """
-    instrument = load(Instrument, instrument_id, _("No such instrument."))
+    instrument = services.instrument_for_booking(instrument_id, current_user)
     form = SeriesBookingForm(chargeable_accounts(current_user))
     if not form.is_submitted():
         _prefill(form, instrument, pages.zone_of(instrument))

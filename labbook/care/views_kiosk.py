@@ -25,7 +25,7 @@ from labbook.bookings.forms import chargeable_accounts
 from labbook.bookings.views import attempt, load, status_for
 from labbook.care import bp, kiosk, walkin
 from labbook.care.models import KioskToken
-from labbook.db import now_utc
+from labbook.db import now_utc, run_with_retry
 from labbook.errors import LabbookError
 from labbook.extensions import db
 from labbook.forms import BaseForm
@@ -155,19 +155,21 @@ def _perform(action: str, link: KioskToken, form: KioskForm) -> Any:
     except LabbookError as error:
         db.session.commit()
         return error
-    instrument, now = link.instrument, now_utc()
-    try:
+    now = now_utc()
+
+    def act() -> Any:
+        instrument = link.instrument
         if action == "check-in":
-            result = kiosk.kiosk_check_in(user, instrument, now)
-        elif action == "check-out":
-            result = kiosk.kiosk_check_out(user, instrument, now)
-        else:
-            result = walkin.start_walk_in(user, instrument, minutes=form.minutes.data, now=now)
+            return kiosk.kiosk_check_in(user, instrument, now)
+        if action == "check-out":
+            return kiosk.kiosk_check_out(user, instrument, now)
+        return walkin.start_walk_in(user, instrument, minutes=form.minutes.data, now=now)
+
+    try:
+        return run_with_retry(act)  # a deadlock victim or a late clash runs again
     except LabbookError as error:
         db.session.rollback()
         return error
-    db.session.commit()
-    return result
 
 
 @bp.route("/kiosk/<token>/<action>", methods=["GET", "POST"])

@@ -7,12 +7,17 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from labbook.bookings import slots
-from labbook.bookings.models import Outage
+from labbook.auth.models import User
+from labbook.bookings import services, slots
+from labbook.bookings.errors import BookingConflict
+from labbook.bookings.models import Booking, Outage
+from labbook.db import run_with_retry
 from labbook.extensions import db
+from labbook.instruments.models import Instrument
 from tests import factories
 
 START = datetime(2030, 1, 7, 2, 0, tzinfo=timezone.utc)
+HOUR = timedelta(hours=1)
 
 
 def _raw_overlap(instrument, **kw):
@@ -63,3 +68,41 @@ def test_open_ended_outage_blocks_everything_after(app, backend_name):
         with pytest.raises(sa.exc.IntegrityError):
             with db.session.begin_nested():
                 factories.make_booking(instrument, start=far)
+
+
+def test_a_clash_only_the_database_saw_runs_again_and_is_refused(app, backend_name, monkeypatch):
+    """The booking path flushes without a SAVEPOINT: when a writer that skipped the lock got
+    in after the check (simulated: the first check is blind), PostgreSQL's constraint
+    aborts the transaction with 23P01 and ``run_with_retry`` runs the unit again, whose
+    check now sees the row and refuses with a proper conflict. SQLite has no constraint:
+    there the check under ``BEGIN IMMEDIATE`` is the whole guarantee, and a blind check
+    would double-book, which is why it is never skipped."""
+    instrument = factories.make_instrument()
+    user = factories.make_booker(instrument)
+    db.session.add(Outage(instrument=instrument, start_at=START, end_at=START + HOUR,
+                          block_end=START + HOUR, state="scheduled", outage_kind="repair"))
+    db.session.commit()
+    instrument_id, user_id = instrument.id, user.id
+    real, calls = slots.overlapping, []
+
+    def blind_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(args)
+        return [] if len(calls) == 1 else real(*args, **kwargs)
+
+    monkeypatch.setattr(slots, "overlapping", blind_once)
+
+    def unit() -> Booking:
+        return services.create_booking(db.session.get(User, user_id),
+                                       db.session.get(Instrument, instrument_id),
+                                       START, START + HOUR, now=START - timedelta(days=7))
+
+    if backend_name == "postgresql":
+        with pytest.raises(BookingConflict) as info:
+            run_with_retry(unit)
+        db.session.rollback()
+        assert len(calls) >= 2
+        assert [c["kind"] for c in info.value.conflicts] == ["outage"]
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Booking)) == 0
+    else:
+        run_with_retry(unit)
+        assert len(real(instrument_id, START, START + HOUR)) == 2

@@ -35,7 +35,7 @@ from labbook.auth.models import User
 from labbook.bookings import services, slots
 from labbook.bookings.errors import BookingConflict
 from labbook.bookings.models import ACTIVE_STATES, Outage, Reservation
-from labbook.db import now_utc
+from labbook.db import RETRY_SQLSTATES as RETRY, now_utc
 from labbook.extensions import db
 from labbook.instruments.models import Instrument
 from tests.bookings.conftest import Committed, Scene, build_scene
@@ -51,7 +51,6 @@ BASE = datetime(2030, 1, 7, 2, 0, tzinfo=UTC)
 NOW = BASE - timedelta(days=7)
 FAR = datetime(9000, 1, 1, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
-RETRY = ("40P01", "40001")  # deadlock victim, serialization failure
 
 Span = tuple[datetime, datetime]
 
@@ -85,9 +84,11 @@ class Job:
 
 
 def run_unit(act: Callable[[], bool], attempts: int = 4) -> bool:
-    """Run ``act`` and commit, as the API does (``run_with_retry``): a transaction that
-    PostgreSQL aborts as a deadlock victim (40P01; possible only against a writer that
-    skipped the instrument lock, i.e. the raw outage inserts below) runs again."""
+    """Run ``act`` and commit, as the API and the views do (``run_with_retry``): a
+    transaction that PostgreSQL aborts as a deadlock victim (40P01) or whose insert the
+    exclusion constraint refused (23P01) runs again; both are possible only against a
+    writer that skipped the instrument lock, i.e. the raw outage inserts below. On the
+    next run the booking's check sees that row and refuses with ``BookingConflict``."""
     for attempt in range(1, attempts + 1):
         try:
             result = act()
@@ -148,7 +149,7 @@ def book(scene: Scene, index: int, span: Span) -> Job:
 def schedule_outage(instrument_id: int, start: datetime, end: datetime) -> bool:
     """Write an outage the way the services write slot holders: take the instrument lock,
     check for overlaps, insert (turning the constraint's refusal into a loss, as
-    ``holding.hold_slot`` does). Returns False when the time is taken."""
+    ``outages.hold_window`` does). Returns False when the time is taken."""
     slots.lock_instrument(instrument_id)
     if slots.overlapping(instrument_id, start, end):
         return False
@@ -238,9 +239,10 @@ def test_outage_racing_bookings_has_exactly_one_winner(committed, scene):
     """Outage writers race 28 booking threads for overlapping time. Two writers go through
     lock-and-check like the services; on PostgreSQL two more insert raw, so the exclusion
     constraint alone must stop them, and a booking that collides with a raw insert must
-    still come back as ``BookingConflict`` (after a retry when PostgreSQL picked it as a
-    deadlock victim, see ``run_unit``). SQLite has no constraint: there every writer must
-    check under ``BEGIN IMMEDIATE``, so all four check."""
+    still come back as ``BookingConflict`` (after a rerun when the constraint refused its
+    insert or PostgreSQL picked it as a deadlock victim, see ``run_unit``). SQLite has no
+    constraint: there every writer must check under ``BEGIN IMMEDIATE``, so all four
+    check."""
     raw = insert_outage_raw if committed.backend == "postgresql" else schedule_outage
     for day in (BASE + (8 + n) * DAY for n in range(ROUNDS)):
         outage = (day + 210 * MIN, day + 300 * MIN)
