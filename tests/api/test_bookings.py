@@ -246,7 +246,7 @@ def _db_error(sqlstate: str) -> sa.exc.OperationalError:
     return sa.exc.OperationalError("INSERT ...", {}, _DriverError(sqlstate))
 
 
-@pytest.mark.parametrize("sqlstate", ["40001", "40P01"])
+@pytest.mark.parametrize("sqlstate", ["40001", "40P01", "23P01"])
 def test_run_with_retry_runs_the_unit_again_after_a_lost_race(app, sqlstate):
     calls = []
 
@@ -289,6 +289,35 @@ def test_run_with_retry_commits_the_unit(app):
     db_layer.run_with_retry(lambda: setattr(team, "name", "Committed"))
     db.session.rollback()  # would undo anything not committed
     assert db.session.get(type(team), team.id).name == "Committed"
+
+
+def test_a_booking_costs_eight_statements_and_renders_no_mail(app, client, scene):
+    """The create path's round trips (issue 3's target: at most 8): token, instrument with
+    its qualifications, account, lock (PostgreSQL), overlap check, three inserts. The
+    test harness's SAVEPOINTs and SQLite's BEGIN are transaction control, not counted."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        seen.append(" ".join(statement.split()))
+
+    headers, body = scene.headers(scene.owner), body_for(scene)
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        response = client.post("/api/v1/bookings", json=body, headers=headers)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    assert response.status_code == 201, response.get_json()
+    control = ("SAVEPOINT", "RELEASE", "BEGIN", "ROLLBACK")
+    data = [s for s in seen if not s.upper().startswith(control)]
+    tables = [s.split()[2] if s.startswith("INSERT") else s.split(" FROM ")[1].split()[0]
+              for s in data if " FROM " in s or s.startswith("INSERT")]
+    locks = [s for s in data if "pg_advisory_xact_lock" in s]
+    assert tables == ["api_tokens", "instruments", "accounts", "reservations", "reservations",
+                      "audit_log", "notifications"], data
+    assert len(locks) == (1 if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgres")
+                          else 0)
+    assert len(data) <= 8
+    assert not any("outbox_messages" in s or "notification_preferences" in s for s in seen)
 
 
 # -- OpenAPI --------------------------------------------------------------------------------------

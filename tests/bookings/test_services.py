@@ -8,9 +8,10 @@ import pytest
 import sqlalchemy as sa
 
 from labbook.audit import AuditEntry
-from labbook.bookings import services, usage
+from labbook.bookings import rules, services, usage
 from labbook.bookings.errors import BookingConflict, BookingRefused, NotAllowed
 from labbook.bookings.models import Booking, Outage
+from labbook.errors import NotFound
 from labbook.extensions import db
 from tests import factories
 
@@ -343,3 +344,55 @@ def test_team_lead_sees_team_bookings(scene):
     factories.add_member(booking.team, lead, is_lead=True)
     assert booking.can_see_details(lead)
     assert not booking.can_see_details(factories.make_user_with_role("team_lead"))
+
+
+# -- the instrument and the booker's qualifications in one round trip --------------------------
+
+
+def _statements(action):  # type: ignore[no-untyped-def]
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        return action(), [s for s in seen if "qualifications" in s]
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+
+
+def test_instrument_for_booking_reads_the_qualifications_with_the_instrument(scene):
+    instrument, user = scene
+    other = factories.make_instrument(instrument.facility, category=instrument.category)
+    factories.make_qualification(user, category=instrument.category, level="advanced")
+    db.session.commit()
+    loaded, queries = _statements(lambda: services.instrument_for_booking(instrument.id, user))
+    assert loaded is instrument and len(queries) == 1  # joined into the instrument query
+    best, queries = _statements(lambda: rules.live_qualification(user, instrument, NOW))
+    assert best.level == "advanced" and queries == []  # remembered: no query of its own
+    _, queries = _statements(lambda: rules.live_qualification(user, other, NOW))
+    assert len(queries) == 1  # another instrument was not read with it
+
+
+def test_a_grant_or_revocation_after_the_read_is_never_missed(scene):
+    instrument, user = scene
+    stranger = factories.make_user()
+    db.session.commit()
+    services.instrument_for_booking(instrument.id, stranger)
+    granted = factories.make_qualification(stranger, instrument)  # flushes
+    assert rules.live_qualification(stranger, instrument, NOW) == granted
+    services.instrument_for_booking(instrument.id, stranger)
+    granted.revoked_at = NOW
+    db.session.flush()
+    assert rules.live_qualification(stranger, instrument, NOW) is None
+    db.session.rollback()
+    services.instrument_for_booking(instrument.id, user)
+    db.session.commit()  # a transaction's end forgets too
+    assert rules.PREFETCHED not in db.session.info
+
+
+def test_instrument_for_booking_unknown_or_impossible_id_is_404(scene):
+    for ident in (0, -1, 2**31, 2**31 - 1):
+        with pytest.raises(NotFound):
+            services.instrument_for_booking(ident, scene[1])
