@@ -142,12 +142,13 @@ def _load_session(booking_id: int, user: User) -> Booking:
 
 @bp.patch(f"/usage/<{ID}:booking_id>")
 @operation("Correct a session's actual times", tags=TAGS, body=USAGE_CORRECTION,
-           response=USAGE, errors=(403, 404), description=(
+           response=USAGE, errors=(403, 404, 409), description=(
                "Managers of the facility and admins (the owner and finance get 403, others "
                "404), with a reason; audited as `usage.correct`, and the session no longer "
                "needs review. Refused (422) for times in the future, an end not after the "
-               "start, an overlap with another session, or when the billing period of the "
-               "old or the new times is closed (`fields.period`)."))
+               "start or an overlap with another session; 409 `conflict` with `reason` "
+               "`period_closed` and `period` when the billing period of the old or the new "
+               "times is closed."))
 def patch_usage(booking_id: int) -> Response:
     values = USAGE_CORRECTION.parse(json_body())
     user = current_user._get_current_object()

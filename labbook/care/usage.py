@@ -24,8 +24,7 @@ from sqlalchemy.orm import selectinload
 
 from labbook import audit
 from labbook.auth.models import User
-from labbook.billing.lock import ensure_open
-from labbook.billing.periods import is_closed
+from labbook.billing.lock import PeriodClosed, ensure_open
 from labbook.bookings.errors import NotAllowed
 from labbook.bookings.models import Booking
 from labbook.bookings.services import lock_booking
@@ -222,12 +221,17 @@ def _clashing_session(booking: Booking, start: datetime, end: datetime) -> Booki
 
 
 def _check_periods(moments: list[datetime | None]) -> None:
-    """:raises ValidationError: when any of ``moments`` lies in a closed billing period."""
-    if any(m is not None and is_closed(m) for m in moments):
-        message = _("The billing period of this session is closed: its usage can no longer "
-                    "change. Ask finance for an adjustment in the next open period.")
-        raise ValidationError(message, {"period": [message]})
-    ensure_open(*moments)  # takes the period rows' share lock against a concurrent close
+    """Takes the period rows' share lock against a concurrent close (PostgreSQL).
+
+    :raises PeriodClosed: (409, ``reason: "period_closed"``, as every write the closing
+        locks) when any of ``moments`` lies in a closed billing period.
+    """
+    try:
+        ensure_open(*moments)
+    except PeriodClosed as closed:
+        raise PeriodClosed(closed.month, _(
+            "The billing period of this session is closed: its usage can no longer change. "
+            "Ask finance for an adjustment in the next open period.")) from None
 
 
 def _authorize(actor: User, booking: Booking) -> None:
@@ -249,8 +253,8 @@ def correct_times(
 
     :raises NotAllowed: unless a manager of the facility (admins too).
     :raises ValidationError: not a used session, no reason, a start or end in the future,
-        an end not after the start, an overlap with another session on the instrument, or
-        a closed billing period (of the old or the new times).
+        an end not after the start, or an overlap with another session on the instrument.
+    :raises PeriodClosed: the billing period of the old or the new times is closed.
     """
     lock_booking(booking)
     _authorize(actor, booking)
@@ -284,7 +288,7 @@ def confirm_session(actor: User, booking: Booking, now: datetime) -> Booking:
     longer needs review. Audited ``usage.confirm``; refused in a closed period.
 
     :raises NotAllowed: unless a manager of the facility.
-    :raises ValidationError: not a used session, or its billing period is closed.
+    :raises ValidationError: not a used session. :raises PeriodClosed: its period is closed.
     """
     lock_booking(booking)
     _authorize(actor, booking)

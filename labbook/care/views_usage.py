@@ -27,7 +27,7 @@ from labbook.bookings.models import Booking
 from labbook.bookings.views import load
 from labbook.care import bp, usage
 from labbook.db import now_utc
-from labbook.errors import Forbidden, LabbookError, NotFound, ValidationError
+from labbook.errors import LabbookError, NotFound, ValidationError
 from labbook.extensions import db
 from labbook.forms import BaseForm
 from labbook.instruments.models import Facility
@@ -213,7 +213,7 @@ def _attempt_correction(form: CorrectForm, facility: Facility, booking: Booking)
     try:
         start, end = form.times(ZoneInfo(facility.timezone))
         usage.correct_times(current_user, booking, start, end, form.reason.data, now_utc())
-    except (ValidationError, Forbidden) as error:
+    except LabbookError as error:  # refused: invalid times, not allowed, period closed
         db.session.rollback()
         if isinstance(error, ValidationError):
             for name, messages in error.fields.items():
@@ -238,7 +238,7 @@ def confirm(facility_id: int, booking_id: int) -> Any:
         return _back(facility, request.form.get("month"))
     try:
         usage.confirm_session(current_user, booking, now_utc())
-    except (ValidationError, Forbidden) as error:
+    except LabbookError as error:
         db.session.rollback()
         flash(error.message, "error")
         return _back(facility, request.form.get("month"))

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from labbook.audit import AuditEntry
+from labbook.billing.lock import PeriodClosed
 from labbook.bookings.errors import NotAllowed
 from labbook.care import usage
 from labbook.errors import ValidationError
@@ -135,9 +136,9 @@ def test_correct_times_refused_when_the_old_period_is_closed(s):
         s.sem, s.booker, start=at(27, 2, month=2), end=at(27, 3, month=2), state="completed",
         checked_in_at=at(27, 2, month=2), checked_out_at=at(27, 3, month=2))
     close_period(MARCH.replace(month=2))
-    with pytest.raises(ValidationError) as error:
+    with pytest.raises(PeriodClosed) as error:
         usage.correct_times(s.manager, february, at(2, 4), at(2, 5), "Wrong month", NOW)
-    assert "period" in error.value.fields
+    assert error.value.status == 409 and error.value.month == MARCH.replace(month=2)
     db.session.rollback()
     db.session.refresh(february)
     assert february.checked_in_at == at(27, 2, month=2)
@@ -150,17 +151,17 @@ def test_correct_times_closed_period_follows_the_centres_zone(s):
     usage.correct_times(s.manager, s.first_local, at(28, 16, 45, month=2),
                         at(28, 17, 0, month=2), "Late start", NOW)
     close_period(MARCH)
-    with pytest.raises(ValidationError):
+    with pytest.raises(PeriodClosed):
         usage.correct_times(s.manager, s.first_local, at(28, 16, 30, month=2),
                             at(28, 17, 0, month=2), "Back", NOW)
 
 
 def test_correct_times_refused_when_the_new_period_is_closed(s):
     close_period(MARCH.replace(month=2))
-    with pytest.raises(ValidationError) as error:
+    with pytest.raises(PeriodClosed) as error:
         usage.correct_times(s.manager, s.done, at(27, 2, month=2), at(27, 3, month=2),
                             "Typo", NOW)
-    assert "period" in error.value.fields
+    assert error.value.month == MARCH.replace(month=2)
     assert s.done.checked_in_at == at(2, 2, 5)
 
 
@@ -237,7 +238,7 @@ def test_confirm_session_clears_needs_review_and_audits(s):
 
 def test_confirm_session_refused_in_a_closed_period(s):
     close_period(MARCH)
-    with pytest.raises(ValidationError):
+    with pytest.raises(PeriodClosed):
         usage.confirm_session(s.manager, s.walk_in, NOW)
     assert s.walk_in.needs_review is True
 

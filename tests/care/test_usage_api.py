@@ -145,11 +145,16 @@ def test_patch_usage_missing_reason_is_422(client, api_token, s):
     assert "reason" in response.get_json()["error"]["fields"]
 
 
-def test_patch_usage_in_a_closed_period_is_422(client, api_token, s):
+def test_patch_usage_in_a_closed_period_is_409_period_closed(client, api_token, s):
     close_period(at(1, 0).date())
+    before = (s.done.checked_in_at, s.done.checked_out_at)
     response = _patch(client, api_token(s.manager), s.done.id)
-    assert response.status_code == 422
-    assert "period" in response.get_json()["error"]["fields"]
+    assert response.status_code == 409
+    error = response.get_json()["error"]
+    assert (error["code"], error["reason"], error["period"]) == (
+        "conflict", "period_closed", f"{at(1, 0):%Y-%m}")
+    db.session.expire_all()
+    assert (s.done.checked_in_at, s.done.checked_out_at) == before
 
 
 def test_patch_usage_unknown_booking_is_404(client, api_token, s):

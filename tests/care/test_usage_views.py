@@ -164,7 +164,7 @@ def test_correct_form_in_a_closed_period_is_refused(client, s):
     close_period(at(1, 0).date())
     as_user(client, s.manager)
     response = _correct(client, s, s.done)
-    assert response.status_code == 422
+    assert response.status_code == 409
     assert "billing period" in page(response).one("div", id_="refusal").text
     db.session.refresh(s.done)
     assert s.done.checked_out_at == at(2, 3, 20)
