@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from labbook import audit
 from labbook.auth.models import User
@@ -23,6 +24,14 @@ from labbook.db import now_utc
 from labbook.errors import Conflict, Forbidden, ValidationError
 from labbook.extensions import db
 from labbook.instruments.models import Instrument
+
+STATE_LABELS = {"pending": _l("Awaiting decision"), "approved": _l("Approved"),
+                "rejected": _l("Rejected")}
+
+
+def state_label(state: str) -> str:
+    """An adjustment's state in the reader's language."""
+    return str(STATE_LABELS.get(state, state))
 
 
 def _facility_of(line: ChargeLine) -> int | None:
@@ -93,8 +102,8 @@ def _decide(actor: User, adjustment: Adjustment) -> None:
     if not may_decide(actor, adjustment.line):
         raise Forbidden(_("Only finance or a manager of the facility may decide adjustments."))
     if adjustment.state != "pending":
-        raise Conflict(_("This adjustment is %(state)s already.", state=adjustment.state),
-                       reason="decided")
+        raise Conflict(_("This adjustment is already decided: “%(state)s”.",
+                         state=state_label(adjustment.state)), reason="decided")
     if adjustment.requested_by_id == actor.id and not actor.is_admin:
         raise Forbidden(_("Someone other than the requester must decide an adjustment."))
 

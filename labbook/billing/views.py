@@ -49,6 +49,14 @@ def billing_money(amount: Decimal | None, code: str | None = None) -> str:
     return f"{sign}{grouped}{'.' + cents if cents else ''} {code}"
 
 
+@bp.app_template_global("adjustment_state")
+def adjustment_state(state: str) -> str:
+    """An adjustment's state in the reader's language."""
+    from labbook.billing.adjustments import state_label
+
+    return state_label(state)
+
+
 @bp.app_template_global("billing_instant")
 def billing_instant(iso: str | None) -> str:
     """An ISO instant stored in a line's explanation, on the centre's wall clock."""

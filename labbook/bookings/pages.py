@@ -23,21 +23,11 @@ from labbook.auth.models import User
 from labbook.bookings import rules
 from labbook.bookings.availability import availability
 from labbook.bookings.forms import local_to_utc
+
 from labbook.bookings.models import Booking, QualificationRequest, Reservation
 from labbook.extensions import db
 from labbook.instruments.models import Facility, Instrument
 
-STATE_LABELS = {
-    "pending": _l("Awaiting approval"),
-    "confirmed": _l("Confirmed"),
-    "in_use": _l("In use"),
-    "completed": _l("Completed"),
-    "cancelled": _l("Cancelled"),
-    "rejected": _l("Rejected"),
-    "no_show": _l("No-show"),
-    "expired": _l("Expired"),
-    "scheduled": _l("Scheduled"),
-}
 CELL_LABELS = {
     "free": _l("Free"),
     "closed": _l("Outside staffed hours"),
@@ -52,10 +42,6 @@ CELL_LABELS = {
 CELL_PRIORITY = ("maintenance", "yours", "pending", "busy")
 DAY_HOURS = (time(7, 0), time(22, 0))  # the grid's rows unless the whole day is shown
 SCHEDULE_STATES = ("pending", "confirmed", "in_use", "completed", "no_show", "scheduled")
-
-
-def state_label(state: str) -> str:
-    return str(STATE_LABELS.get(state, state))
 
 
 def zone_of(instrument: Instrument) -> ZoneInfo:

@@ -19,6 +19,7 @@ from labbook.auth.models import User
 from labbook.billing.lock import ensure_open
 from labbook.bookings import notices, rules, slots
 from labbook.bookings.holding import hold_slot
+from labbook.bookings.labels import state_label
 from labbook.bookings.errors import BookingRefused, NotAllowed
 from labbook.bookings.models import Booking, Qualification
 from labbook.db import now_utc
@@ -214,7 +215,8 @@ def transition(
     if state not in TRANSITIONS.get(booking.state, set()):
         raise BookingRefused(
             "state",
-            _("A %(current)s booking cannot become %(new)s.", current=booking.state, new=state),
+            _("The booking is “%(current)s”; it cannot become “%(new)s”.",
+              current=state_label(booking.state), new=state_label(state)),
             "state",
         )
     before = booking.state

@@ -24,6 +24,7 @@ from labbook.auth.guards import authorize, get_or_404
 from labbook.bookings import bp, pages, qualifications, services, usage, views_series
 from labbook.bookings.series import cancel_in_scope
 from labbook.bookings.errors import BookingConflict, NotAllowed
+from labbook.bookings.labels import state_label
 from labbook.bookings.forms import (
     MAX_ID,
     SERVICE_FIELDS,
@@ -69,7 +70,7 @@ def _booking_helpers() -> dict[str, Any]:
         "booking_access": lambda instrument: pages.booking_access(
             instrument, current_user, now_utc()
         ),
-        "booking_state_label": pages.state_label,
+        "booking_state_label": state_label,
         "time_span": pages.time_span,
         "day_label": pages.day_label,
         "zone_label": zone_label,

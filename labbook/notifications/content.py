@@ -295,7 +295,7 @@ def _state(p: Mapping[str, Any]) -> str:
     state = _text(p.get("state"), 40)
     if not state:
         return ""
-    from labbook.bookings.pages import state_label  # (bookings imports this package)
+    from labbook.bookings.labels import state_label  # (bookings imports this package)
 
     return state_label(state)
 

@@ -202,6 +202,7 @@ def test_approve_a_confirmed_booking_is_422(client, scene):
     error = error_of(client.post(f"/api/v1/bookings/{booking['id']}/approve",
                                  headers=scene.headers(scene.manager)), 422, "validation")
     assert error["rule"] == "state" and "state" in error["fields"]
+    assert error["message"] == "The booking is “Confirmed”; it cannot become “Confirmed”."
 
 
 def test_check_in_and_out(client, scene):

@@ -42,6 +42,7 @@ def test_lead_requests_and_finance_approves(login_as, client):
     login(client, finance.email)
     queue = client.get("/billing/adjustments").get_data(as_text=True)
     assert f'id="adjustment-{adjustment.id}"' in queue and "ran short" in queue
+    assert ">Awaiting decision</span>" in queue  # the state in words, not its identifier
     csrf = token(client, "/billing/adjustments")
     assert client.post(f"/billing/adjustments/{adjustment.id}/approve",
                        data={"csrf_token": csrf}).status_code == 302
@@ -54,6 +55,10 @@ def test_lead_requests_and_finance_approves(login_as, client):
     again = client.post(f"/billing/adjustments/{adjustment.id}/approve",
                         data={"csrf_token": csrf})
     assert again.status_code == 409
+    finance.locale = "zh_Hans"
+    db.session.commit()
+    queue = client.get("/billing/adjustments").get_data(as_text=True)
+    assert ">已批准</span>" in queue and ">approved<" not in queue
 
 
 def test_reject_needs_a_note(login_as, client):
