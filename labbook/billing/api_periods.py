@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Response, jsonify, request
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -25,7 +24,7 @@ from labbook.billing.api import DECIMAL, NULL_DECIMAL, NULL_TIME, TIME, decimal_
 from labbook.billing.closing import checklist, close_period, period_totals
 from labbook.billing.models import LINE_KINDS, BillingPeriod, ChargeLine
 from labbook.billing.money import fmt
-from labbook.billing.periods import centre_zone, get_period, parse_month
+from labbook.billing.periods import centre_zone, get_period, listed_periods, parse_month
 from labbook.billing.statements import StatementView, refresh_period, statements_for
 from labbook.bookings.api import body_optional
 from labbook.db import run_with_retry
@@ -163,12 +162,13 @@ def _statement_teams(user: User, team: int | None) -> set[int] | None:
 
 @bp.get("/billing/periods")
 @operation("Billing periods, newest first, with their state and totals", tags=TAGS,
-           response=list_of(PERIOD), errors=(403,), description="Finance and admins only.")
+           response=list_of(PERIOD), errors=(403,), description=(
+               "Finance and admins only. Closed periods, periods with charge lines, and the "
+               "current and previous month (when their row exists): like the billing page."))
 def list_periods() -> Response:
     """:raises Forbidden: not finance."""
     _finance_only()
-    periods = db.session.scalars(sa.select(BillingPeriod).order_by(BillingPeriod.month.desc()))
-    return jsonify({"items": [period_to_dict(p) for p in periods]})
+    return jsonify({"items": [period_to_dict(p) for p in listed_periods()]})
 
 
 @bp.get("/billing/periods/<month>/statements")

@@ -11,7 +11,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from labbook.billing.models import BillingPeriod
+from labbook.billing.models import BillingPeriod, ChargeLine
 from labbook.db import now_utc
 from labbook.errors import NotFound
 from labbook.extensions import db
@@ -81,6 +81,20 @@ def get_period(month: date, *, lock: bool = False) -> BillingPeriod:
     if lock and postgres:
         db.session.refresh(period, with_for_update=True)
     return period
+
+
+def listed_periods(now: datetime | None = None) -> list[BillingPeriod]:
+    """The periods worth listing, newest first: closed ones, those with lines, and the
+    current and previous month. A row made empty by a lock check (the first month of a
+    draft rate, say) is not."""
+    recent = previous_month(current_month(now))
+    has_lines = sa.exists().where(ChargeLine.period_id == BillingPeriod.id)
+    return list(db.session.scalars(
+        sa.select(BillingPeriod)
+        .where(sa.or_(BillingPeriod.closed_at.is_not(None), has_lines,
+                      BillingPeriod.month >= recent))
+        .order_by(BillingPeriod.month.desc())
+    ))
 
 
 def is_closed(moment: datetime) -> bool:

@@ -28,7 +28,7 @@ from labbook.billing.models import (
     Adjustment, BillingPeriod, ChargeLine, CustomerClass, Statement,
 )
 from labbook.billing.money import currency, fmt
-from labbook.billing.periods import current_month, previous_month
+from labbook.billing.periods import current_month, listed_periods, previous_month
 from labbook.bookings.views import load
 from labbook.errors import LabbookError, ValidationError
 from labbook.extensions import db
@@ -95,24 +95,12 @@ def led_team_ids() -> set[int]:
 def index() -> str:
     """Months with their state and totals; the current and previous month always appear."""
     require_finance()
-    periods = {p.month: p for p in db.session.scalars(
-        sa.select(BillingPeriod).order_by(BillingPeriod.month.desc()))}
+    periods = {p.month: p for p in listed_periods()}
     this = current_month()
     months = sorted(set(periods) | {this, previous_month(this)}, reverse=True)
-    rows = []
-    for month in months:
-        period = periods.get(month)
-        totals = _stored_totals(period)
-        if month < previous_month(this) and period is not None and not _worth_listing(period):
-            continue
-        rows.append({"month": month, "period": period, "totals": totals})
+    rows = [{"month": month, "period": periods.get(month),
+             "totals": _stored_totals(periods.get(month))} for month in months]
     return render_template("billing/index.html", rows=rows, current=this)
-
-
-def _worth_listing(period: BillingPeriod) -> bool:
-    """Closed, or with lines: not an empty row made by a lock check (a rate's first month)."""
-    return period.closed_at is not None or db.session.scalar(
-        sa.select(ChargeLine.id).where(ChargeLine.period_id == period.id).limit(1)) is not None
 
 
 def _stored_totals(period: BillingPeriod | None) -> dict[str, Decimal] | None:

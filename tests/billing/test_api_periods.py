@@ -6,6 +6,8 @@ import pytest
 import sqlalchemy as sa
 
 from labbook.billing.models import BillingPeriod, ChargeLine, Statement
+from labbook.billing.closing import close_period
+from labbook.billing.periods import get_period
 from labbook.extensions import db
 from tests import factories
 from tests.billing.api_scene import OCTOBER, build_scene, counts, local
@@ -77,6 +79,19 @@ def test_api_statements_bad_month_is_404(client, scene):
 def test_api_periods_list_roles(client, scene, role, status):
     assert client.get("/api/v1/billing/periods",
                       headers=scene.headers[role]).status_code == status
+
+
+def test_api_periods_list_leaves_out_empty_rows_made_by_lock_checks(client, scene):
+    _statements(client, scene.headers["finance"])  # October's lines exist now
+    for month in (OCTOBER.replace(month=3), OCTOBER.replace(month=4)):
+        get_period(month)  # as a lock check for a rate's first month makes it
+    close_period(None, OCTOBER.replace(month=4), force=True)
+    db.session.commit()
+    months = [p["month"] for p in client.get(
+        "/api/v1/billing/periods", headers=scene.headers["finance"]).get_json()["items"]]
+    assert "2026-10" in months and "2026-04" in months  # with lines; closed
+    assert "2026-03" not in months  # empty and open: not worth a row
+    assert months == sorted(months, reverse=True)
 
 
 @pytest.mark.parametrize("role,status", [
