@@ -105,7 +105,7 @@ def load_routes() -> None:
     """Import the modules whose routes attach to ``bp`` (before it is registered)."""
     from labbook.api import openapi  # noqa: F401
     from labbook.billing import api as billing_api  # noqa: F401
-    from labbook.billing import api_periods, api_rates  # noqa: F401
+    from labbook.billing import api_items, api_periods, api_rates  # noqa: F401
     from labbook.bookings import api as bookings_api  # noqa: F401
     from labbook.bookings import api_availability, api_qualifications  # noqa: F401
     from labbook.care import api_faults, api_outages, api_usage  # noqa: F401

@@ -18,6 +18,7 @@ from labbook.billing.lock import ensure_open
 from labbook.billing.models import ChargeLine, Consumable, UsageItem
 from labbook.billing.money import parse_money
 from labbook.billing.statements import drop_lines
+from labbook.bookings.models import Booking
 from labbook.errors import Forbidden, ValidationError
 from labbook.extensions import db
 from labbook.instruments.models import Facility, Instrument
@@ -62,6 +63,9 @@ def create_consumable(actor: User, values: dict[str, Any]) -> Consumable:
 
 def _target(values: dict[str, Any], errors: dict[str, list[str]]) -> tuple[Any, int | None]:
     """The consumable or instrument of an item, and its facility id."""
+    if values.get("consumable_id") is not None and values.get("instrument_id") is not None:
+        errors["instrument_id"] = [_("Give a consumable or an instrument, not both.")]
+        return None, None
     if values.get("consumable_id") is not None:
         found = db.session.get(Consumable, values["consumable_id"])
         if found is None or not found.active:
@@ -95,6 +99,7 @@ def record_item(actor: User, values: dict[str, Any]) -> UsageItem:
     note = values.get("note") or ""
     if not isinstance(note, str) or len(note) > 300:
         errors["note"] = [_("At most %(n)d characters.", n=300)]
+    _check_links(values, facility_id, errors)
     if errors:
         raise ValidationError(_("The usage item was not saved."), errors)
     if not actor.manages_facility(facility_id):
@@ -115,6 +120,47 @@ def record_item(actor: User, values: dict[str, Any]) -> UsageItem:
     return item
 
 
+def _check_links(values: dict[str, Any], facility_id: int | None,
+                 errors: dict[str, list[str]]) -> None:
+    """The optional user who used it and booking it belongs to must exist (the booking on
+    an instrument of the item's facility)."""
+    user_id, booking_id = values.get("user_id"), values.get("reservation_id")
+    if user_id is not None and db.session.get(User, user_id) is None:
+        errors["user_id"] = [_("Unknown user.")]
+    if booking_id is not None:
+        booking = db.session.get(Booking, booking_id)
+        if booking is None or (facility_id is not None
+                               and booking.instrument.facility_id != facility_id):
+            errors["reservation_id"] = [_("Unknown booking, or one of another facility.")]
+
+
+def items_of(facility_ids: set[int] | None) -> sa.Select:
+    """Usage items of these facilities (consumables sold there, samples on their
+    instruments; None: all), newest first."""
+    stmt = (sa.select(UsageItem)
+            .outerjoin(Consumable, Consumable.id == UsageItem.consumable_id)
+            .outerjoin(Instrument, Instrument.id == UsageItem.instrument_id)
+            .order_by(UsageItem.occurred_at.desc(), UsageItem.id.desc()))
+    if facility_ids is None:
+        return stmt
+    return stmt.where(sa.or_(Consumable.facility_id.in_(facility_ids),
+                             Instrument.facility_id.in_(facility_ids)))
+
+
+def visible_items(user: User) -> sa.Select:
+    """Usage items ``user`` may read: finance and admins every one, facility managers those
+    of their facilities, nobody else any."""
+    if user.is_finance:
+        return items_of(None)
+    return items_of({f.id for f in user.managed_facilities}
+                    if user.manages_any_facility() else set())
+
+
+def item_facility_id(item: UsageItem) -> int:
+    return (item.consumable.facility_id if item.consumable is not None
+            else item.instrument.facility_id)  # type: ignore[union-attr]
+
+
 def _quantity(raw: Any, errors: dict[str, list[str]]) -> Decimal | None:
     try:
         value = parse_money(raw, places=3)
@@ -130,9 +176,7 @@ def _quantity(raw: Any, errors: dict[str, list[str]]) -> Decimal | None:
 def delete_item(actor: User, item: UsageItem) -> None:
     """:raises Forbidden: unless a manager of the facility. :raises PeriodClosed: in a
     closed period."""
-    facility_id = (item.consumable.facility_id if item.consumable else
-                   item.instrument.facility_id)  # type: ignore[union-attr]
-    if not actor.manages_facility(facility_id):
+    if not actor.manages_facility(item_facility_id(item)):
         raise Forbidden(_("Only managers of this facility may remove usage."))
     ensure_open(item.occurred_at)
     audit.record(actor, "usage_item.delete", item, before=audit.snapshot(item, ITEM_AUDITED))

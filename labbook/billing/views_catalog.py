@@ -19,7 +19,7 @@ from wtforms.fields.choices import SelectChoice
 from labbook.auth.guards import authorize
 from labbook.billing import bp
 from labbook.billing.forms import ConsumableForm, ItemForm, PolicyForm
-from labbook.billing.items import create_consumable, delete_item, record_item
+from labbook.billing.items import create_consumable, delete_item, items_of, record_item
 from labbook.billing.models import Consumable, UsageItem
 from labbook.billing.periods import centre_zone
 from labbook.billing.policy import policy_of, policy_to_dict, update_policy
@@ -102,11 +102,7 @@ def _item_values(form: ItemForm) -> dict[str, Any]:
 
 def _recent_items(facility_ids: set[int]) -> list[UsageItem]:
     """The latest 50 items of these facilities, newest first."""
-    return list(db.session.scalars(sa.select(UsageItem).outerjoin(
-        Consumable, Consumable.id == UsageItem.consumable_id).outerjoin(
-        Instrument, Instrument.id == UsageItem.instrument_id).where(sa.or_(
-            Consumable.facility_id.in_(facility_ids), Instrument.facility_id.in_(facility_ids)))
-        .order_by(UsageItem.occurred_at.desc(), UsageItem.id.desc()).limit(50)))
+    return list(db.session.scalars(items_of(facility_ids).limit(50)))
 
 
 @bp.route("/billing/items/new", methods=["GET", "POST"])

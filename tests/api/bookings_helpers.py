@@ -85,7 +85,7 @@ def written() -> dict[str, int]:
     request means nothing was written. Uncommitted leftovers are dropped first: only what
     the request committed counts."""
     from labbook.billing.models import (
-        Adjustment, ChargeLine, Consumable, CustomerClass, Rate, Statement,
+        Adjustment, ChargeLine, Consumable, CustomerClass, Rate, Statement, UsageItem,
     )
     from labbook.care.models import FaultReport
     from labbook.feeds.models import CalendarFeed
@@ -94,7 +94,8 @@ def written() -> dict[str, int]:
     db.session.rollback()
     counts = {model.__name__: count(model) for model in (
         Reservation, AuditEntry, Qualification, QualificationRequest, CalendarFeed,
-        FaultReport, Rate, Adjustment, ChargeLine, Statement, CustomerClass, Consumable)}
+        FaultReport, Rate, Adjustment, ChargeLine, Statement, CustomerClass, Consumable,
+        UsageItem)}
     counts["read notifications"] = db.session.scalar(
         sa.select(sa.func.count()).where(Notification.read_at.is_not(None)))
     return counts

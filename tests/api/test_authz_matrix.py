@@ -140,6 +140,11 @@ BOOKING_MATRIX: dict[tuple[str, str], dict[str, int]] = {
         **_finance(200), "facility_manager": 200, "owner": 404, "researcher": 404,
         "other_manager": 404, "team_lead": 404},
     ("/accounts/{account_id}/balance", "get"): _finance(200),
+    # Usage items: an argon cylinder of the instrument's facility, charged to the owner.
+    ("/usage-items", "get"): {**_finance(200), "facility_manager": 200, "other_manager": 200},
+    ("/usage-items", "post"): _booking_row(403, 201, 403),
+    ("/usage-items/{item_id}", "get"): {**_booking_row(404, 200, 404), "finance": 200},
+    ("/usage-items/{item_id}", "delete"): {**_booking_row(404, 204, 404), "finance": 403},
 }
 ERROR_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
 
@@ -307,6 +312,13 @@ def _billing_request(path: str, method: str, instrument: Any, owner: Any) -> tup
 
     last = previous_month(current_month())
     account = owner.memberships[0].team.default_account
+    if path.startswith("/usage-items"):
+        argon = factories.make_consumable(instrument.facility, code="GAS-AR-50")
+        if method == "post":
+            return path, {"consumable_id": argon.id, "account_id": account.id,
+                          "quantity": "2.5", "occurred_at": iso(now_utc()), "note": "cylinder"}
+        item = factories.make_item(account, "1", consumable=argon, occurred_at=now_utc())
+        return path.format(item_id=item.id), None
     if path.startswith("/billing/adjustments"):
         start = now_utc().replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
         booking = factories.make_booking(instrument, owner, start=start, state="completed")
@@ -339,8 +351,8 @@ def _billing_request(path: str, method: str, instrument: Any, owner: Any) -> tup
 
 
 _OTHER_REQUESTS = (
-    (("/billing", "/rates", "/customer-classes", "/consumables", "/teams/", "/accounts/"),
-     _billing_request),
+    (("/billing", "/rates", "/customer-classes", "/consumables", "/teams/", "/accounts/",
+      "/usage-items"), _billing_request),
     (("/qualification",), _qualification_request),
     (("/notifications", "/feeds"), _personal_request),
     (("/outages", "/faults", "/usage", "/instruments/{instrument_id}/"), _care_request),

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from labbook.audit import AuditEntry
 from labbook.billing.models import (
-    Adjustment, BillingPeriod, ChargeLine, Consumable, CustomerClass, Rate, Statement,
+    Adjustment, BillingPeriod, ChargeLine, Consumable, CustomerClass, Rate, Statement, UsageItem,
 )
 from labbook.extensions import db
 from tests import factories
@@ -66,7 +66,7 @@ def counts() -> dict[str, Any]:
     a refused request means nothing was written."""
     db.session.rollback()
     models = (AuditEntry, Adjustment, BillingPeriod, ChargeLine, Consumable, CustomerClass, Rate,
-              Statement)
+              Statement, UsageItem)
     return {m.__name__: db.session.scalar(sa.select(sa.func.count()).select_from(m))
             for m in models}
 
