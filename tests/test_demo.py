@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from labbook import demo, demo_bookings
+from labbook import demo, demo_bookings, demo_catalog
 from labbook.auth.models import User
 from labbook.db import now_utc
 from labbook.extensions import db
@@ -34,12 +34,12 @@ def _count(model: type) -> int:
 
 def test_seed_demo_creates_fields_platforms_and_facilities(seeded):
     fields = db.session.scalars(sa.select(ResearchField)).all()
-    assert {f.name for f in fields} == {name for _, name, _ in demo.FIELDS}
+    assert {f.name for f in fields} == {name for _, name, _ in demo_catalog.FIELDS}
     assert all(f.name_zh for f in fields)
     assert _count(Platform) == 4
     facilities = db.session.scalars(sa.select(Facility)).all()
     assert len(facilities) >= 6
-    assert {f.platform.code for f in facilities} == {code for code, _, _ in demo.PLATFORMS}
+    assert {f.platform.code for f in facilities} == {code for code, _, _ in demo_catalog.PLATFORMS}
     assert all(f.timezone == "Asia/Shanghai" and f.name_zh and f.location for f in facilities)
     assert any(h.weekday == 5 for f in facilities for h in f.opening_hours)
 
@@ -51,7 +51,7 @@ def test_seed_demo_creates_instruments_in_every_field(seeded):
         .join(instrument_fields, instrument_fields.c.field_id == ResearchField.id)
         .group_by(ResearchField.name)
     ).all())
-    assert set(per_field) == {name for _, name, _ in demo.FIELDS}
+    assert set(per_field) == {name for _, name, _ in demo_catalog.FIELDS}
     assert min(per_field.values()) >= 5
 
 

@@ -20,7 +20,7 @@ from labbook.cli import fail
 from labbook.db import now_utc
 from labbook.errors import LabbookError
 from labbook.extensions import db
-from labbook.feeds import imports
+from labbook.feeds import import_fetch, imports
 from labbook.instruments.models import Facility
 
 closures_cli = AppGroup("closures", help="Facility closures (holidays) from iCalendar files.")
@@ -34,7 +34,7 @@ def read_source(source: str) -> bytes:
     :raises click.ClickException: for a file that cannot be read or is too big.
     """
     if source.lower().startswith(URL_PREFIXES) or "://" in source:
-        return imports.fetch_url(source)
+        return import_fetch.fetch_url(source)
     path = Path(source)
     if not path.is_file():
         fail(f"No such file: {source}")

@@ -28,7 +28,7 @@ from labbook.bookings.pages import time_span
 from labbook.db import now_utc
 from labbook.errors import ValidationError
 from labbook.extensions import db
-from labbook.feeds import bp, imports
+from labbook.feeds import bp, import_fetch, import_parse, imports
 from labbook.forms import BaseForm
 from labbook.instruments.models import Facility
 
@@ -66,7 +66,7 @@ def unpack(payload: str) -> bytes:
     except (binascii.Error, zlib.error, ValueError):
         data = b""
     if not data:
-        raise imports.refuse(_("The preview could not be read back. Please start again."))
+        raise import_parse.refuse(_("The preview could not be read back. Please start again."))
     return data
 
 
@@ -81,7 +81,7 @@ def _upload(form: ClosureImportForm) -> tuple[bytes, str]:
         message = _("Choose a file or give an address (one of the two).")
         raise ValidationError(message, {"file": [message]})
     if not has_file:
-        return imports.fetch_url(form.url.data), form.url.data
+        return import_fetch.fetch_url(form.url.data), form.url.data
     limit = current_app.config["LABBOOK_IMPORT_MAX_BYTES"]
     data = upload.stream.read(limit + 1)
     if not data:
@@ -89,7 +89,7 @@ def _upload(form: ClosureImportForm) -> tuple[bytes, str]:
     return data, upload.filename
 
 
-def when(event: imports.ClosureEvent, tz: str) -> str:
+def when(event: import_parse.ClosureEvent, tz: str) -> str:
     """An event's dates (all-day: first and last day) or times on the facility's clock."""
     zone = ZoneInfo(tz)
     if not event.all_day:
@@ -129,7 +129,7 @@ def _confirm(facility: Facility, now: datetime) -> Any:
     form = ClosureConfirmForm()
     try:
         if not form.validate_on_submit():
-            raise imports.refuse(_("The preview could not be read back. Please start again."))
+            raise import_parse.refuse(_("The preview could not be read back. Please start again."))
         result = imports.import_closures(current_user, facility, unpack(form.payload.data),
                                          source=form.source.data or None, now=now)
     except ValidationError as error:

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from labbook import demo
+from labbook import demo, demo_catalog
 from tests.browser.conftest import log_in
 
 pytestmark = pytest.mark.browser
 
 FIELD_CODE = "synbio"
-FIELD_NAME = dict((code, name) for code, name, _ in demo.FIELDS)[FIELD_CODE]
-EXPECTED = sum(FIELD_CODE in spec.fields.split() for spec in demo.INSTRUMENTS)
+FIELD_NAME = dict((code, name) for code, name, _ in demo_catalog.FIELDS)[FIELD_CODE]
+EXPECTED = sum(FIELD_CODE in spec.fields.split() for spec in demo_catalog.INSTRUMENTS)
 
 
 def test_catalog_filter_by_field_then_open_instrument(page: Any, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from labbook.bookings import outages, services
 from labbook.bookings.models import Booking, Outage, Reservation
 from labbook.errors import Forbidden, ValidationError
 from labbook.extensions import db
-from labbook.feeds import imports
+from labbook.feeds import import_fetch, imports
 from labbook.notifications.models import Notification
 from tests import factories
 from tests.conftest import csrf_token, login
@@ -384,16 +384,16 @@ def site():
 
 def test_fetch_url_reads_a_calendar_from_a_web_server(app, lab, site):
     facility, _instruments, manager = lab
-    data = imports.fetch_url(site.url("/holidays.ics"))
+    data = import_fetch.fetch_url(site.url("/holidays.ics"))
     assert b"national-day-2030" in data
     webcal = site.url("/holidays.ics").replace("http://", "webcal://")
-    assert imports.check_url(webcal).startswith("https://")
+    assert import_fetch.check_url(webcal).startswith("https://")
     assert _import(facility, manager, data).counts["created"] == 2
 
 
 def _refused(url: str) -> str:
     with pytest.raises(ValidationError) as info:
-        imports.fetch_url(url)
+        import_fetch.fetch_url(url)
     return info.value.message
 
 
