@@ -24,97 +24,30 @@ best on a 2-vCPU machine once a create cost eight statements and no mail renderi
 """
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import re
-import shlex
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
-from flask import Flask, jsonify, request
+from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
 from bench.bench_catalog import make_app, on_each_backend
-from labbook.auth.services import create_token
-from labbook.auth.security import public
-from labbook.bookings.models import Booking, Reservation
-from labbook.extensions import csrf, db
-from tests import factories
+from bench.booking_scene import COLUMNS, Scene, make_scene, tomorrow
+from bench.bookings_http import http_throughput
+from labbook.bookings.models import Reservation
+from labbook.extensions import db
 
 MIN_SECONDS = float(os.environ.get("LABBOOK_BENCH_SECONDS", "1.0"))
 HISTORY = [int(n) for n in os.environ.get("LABBOOK_BENCH_HISTORY",
                                           "1000,100000,1000000").split(",")]
-HTTP_SECONDS = float(os.environ.get("LABBOOK_BENCH_HTTP_SECONDS", "5"))
-CLIENTS = int(os.environ.get("LABBOOK_BENCH_CLIENTS", "16"))
-CPUS = os.cpu_count() or 1
-GUNICORN = os.environ.get("LABBOOK_BENCH_GUNICORN", f"--workers {CPUS} --worker-class sync")
-APP_URL_ENV = "LABBOOK_BENCH_APP_URL"
-ROOT = Path(__file__).resolve().parent.parent
-SLOT = timedelta(minutes=15)
 SAMPLES = 200  # creates timed per size of the history sweep
-COLUMNS = ("kind", "instrument_id", "start_at", "end_at", "block_end", "state", "sequence",
-           "created_at", "updated_at", "user_id", "team_id", "account_id", "purpose",
-           "assisted", "buffer_minutes", "late_cancel")
 PAST_STATES = ("completed",) * 17 + ("cancelled", "cancelled", "no_show")
-
-
-@dataclass
-class Scene:
-    """Committed ids: instruments with one advanced-qualified booker and its token."""
-
-    instrument_ids: list[int]
-    user_id: int
-    team_id: int
-    account_id: int
-    token: str
-    next_start: dict[int, datetime] = field(default_factory=dict)
-
-    def take(self, instrument_id: int) -> tuple[datetime, datetime]:
-        """The next free 15-minute slot on the instrument (tomorrow onwards, in order)."""
-        start = self.next_start.get(instrument_id) or _tomorrow()
-        self.next_start[instrument_id] = start + SLOT
-        return start, start + SLOT
-
-    def body(self, instrument_id: int) -> dict[str, Any]:
-        start, end = self.take(instrument_id)
-        return {"instrument_id": instrument_id, "start": start.isoformat(),
-                "end": end.isoformat(), "purpose": "bench", "account_id": self.account_id}
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-def _tomorrow() -> datetime:
-    now = datetime.now(timezone.utc)
-    return datetime(now.year, now.month, now.day, tzinfo=timezone.utc) + timedelta(days=1)
-
-
-def make_scene(app: Flask, instruments: int) -> Scene:
-    with app.app_context():
-        facility = factories.make_facility()
-        rows = [factories.make_instrument(facility) for _ in range(instruments)]
-        user = factories.make_booker(rows[0], level="advanced")
-        for instrument in rows[1:]:
-            factories.make_qualification(user, instrument, level="advanced")
-        account = user.memberships[0].team.default_account
-        _, token = create_token(user, "bench")
-        db.session.commit()
-        return Scene([i.id for i in rows], user.id, account.team_id, account.id, token)
 
 
 class Statements:
@@ -182,7 +115,7 @@ def api_throughput(app: Flask, scene: Scene) -> dict[str, Any]:
 
 def history_rows(scene: Scene, instrument_id: int, first: int, count: int) -> Iterator[tuple]:
     """Past bookings, one hour each, back to back going backwards from a week ago."""
-    anchor = _tomorrow() - timedelta(days=8)
+    anchor = tomorrow() - timedelta(days=8)
     for k in range(first, first + count):
         start = anchor - timedelta(hours=k + 1)
         end = start + timedelta(hours=1)
@@ -236,157 +169,6 @@ def history_sweep(app: Flask, scene: Scene) -> dict[str, Any]:
     for row in rows.values():
         row["x first"] = row["ms median"] / first
     return rows
-
-
-# -- over HTTP: gunicorn, and a raw psycopg loop for comparison ------------------------------
-
-
-def gunicorn_app() -> Flask:
-    """The app gunicorn serves: ``gunicorn 'bench.bench_bookings:gunicorn_app()'``, with
-    one extra route, the *floor*: ``POST /_bench/insert`` stores the posted slot as one
-    ORM row and commits (no token, no checks, no audit, no notification). It is what any
-    Flask + SQLAlchemy endpoint that writes a row costs on this machine, so ``floor / raw``
-    bounds what the real create can reach."""
-    app = make_app(os.environ[APP_URL_ENV])
-
-    @public
-    def insert() -> Any:
-        body = request.get_json()
-        start, end = (datetime.fromisoformat(body[k]) for k in ("start", "end"))
-        row = Booking(instrument_id=body["instrument_id"], user_id=body["user_id"],
-                      team_id=body["team_id"], account_id=body["account_id"],
-                      start_at=start, end_at=end, block_end=end, state="confirmed",
-                      sequence=0, purpose="floor", assisted=False, buffer_minutes=0)
-        db.session.add(row)
-        db.session.flush()
-        answer = {"id": row.id}  # read before the commit expires the row
-        db.session.commit()
-        return jsonify(answer), 201
-
-    app.add_url_rule("/_bench/insert", "bench_insert", csrf.exempt(insert), methods=["POST"])
-    return app
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_gunicorn(url: str, log: Path) -> tuple[subprocess.Popen, int]:
-    """Serve the app on ``url``'s database; returns once the port accepts connections."""
-    port = _free_port()
-    command = [sys.executable, "-m", "gunicorn", *shlex.split(GUNICORN), "--bind",
-               f"127.0.0.1:{port}", "bench.bench_bookings:gunicorn_app()"]
-    with log.open("w") as stderr:
-        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, APP_URL_ENV: url},
-                                   stdout=subprocess.DEVNULL, stderr=stderr)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process, port
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"gunicorn did not start:\n{log.read_text()[-2000:]}")
-
-
-def concurrently(clients: int, seconds: float, work: Callable[[int, float], int]) -> float:
-    """Run ``work(index, deadline)`` in ``clients`` threads started together; each returns
-    how many operations it completed. Returns operations per second."""
-    barrier = threading.Barrier(clients + 1)
-    done = [0] * clients
-
-    def worker(index: int) -> None:
-        barrier.wait()
-        done[index] = work(index, time.perf_counter() + seconds)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    return sum(done) / (time.perf_counter() - started)
-
-
-def http_creates(port: int, scene: Scene, errors: list[str],
-                 path: str = "/api/v1/bookings") -> Callable[[int, float], int]:
-    lock = threading.Lock()
-
-    def work(index: int, deadline: float) -> int:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        instrument_id, count = scene.instrument_ids[index % len(scene.instrument_ids)], 0
-        headers = {**scene.headers, "Content-Type": "application/json"}
-        while time.perf_counter() < deadline:
-            with lock:
-                values = scene.body(instrument_id)
-            if path != "/api/v1/bookings":  # the floor takes the row's owner as given
-                values.update(user_id=scene.user_id, team_id=scene.team_id)
-            body = json.dumps(values)
-            connection.request("POST", path, body, headers)
-            response = connection.getresponse()
-            text = response.read()
-            if response.status == 201:
-                count += 1
-            else:
-                errors.append(f"{response.status} {text[:200]!r}")
-        connection.close()
-        return count
-
-    return work
-
-
-def raw_inserts(url: str, scene: Scene) -> Callable[[int, float], int]:
-    """One INSERT of a whole booking row and a COMMIT per iteration, no checks at all."""
-    conninfo = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(
-        hide_password=False)
-    placeholders = ", ".join(["%s"] * len(COLUMNS))
-    sql = f"INSERT INTO reservations ({', '.join(COLUMNS)}) VALUES ({placeholders})"
-
-    def work(index: int, deadline: float) -> int:
-        instrument_id, count = scene.instrument_ids[index % len(scene.instrument_ids)], 0
-        start = _tomorrow() + timedelta(days=200)  # clear of the API's bookings
-        with psycopg.connect(conninfo) as connection:
-            while time.perf_counter() < deadline:
-                end = start + SLOT
-                connection.execute(sql, ("booking", instrument_id, start, end, end, "confirmed",
-                                         0, start, start, scene.user_id, scene.team_id,
-                                         scene.account_id, "raw", False, 0, False))
-                connection.commit()
-                start, count = end, count + 1
-        return count
-
-    return work
-
-
-def http_throughput(app: Flask, url: str) -> dict[str, Any]:
-    """gunicorn with CLIENTS keep-alive clients (each on its own instrument), and on
-    PostgreSQL the raw insert loop at the same concurrency."""
-    scene = make_scene(app, CLIENTS)
-    errors: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="labbook-gunicorn-") as tmp:
-        process, port = start_gunicorn(url, Path(tmp) / "gunicorn.log")
-        try:
-            concurrently(CLIENTS, 0.5, http_creates(port, scene, errors))  # warm up workers
-            rate = concurrently(CLIENTS, HTTP_SECONDS, http_creates(port, scene, errors))
-            floor = concurrently(CLIENTS, HTTP_SECONDS,
-                                 http_creates(port, scene, errors, "/_bench/insert"))
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-    result: dict[str, Any] = {"gunicorn": GUNICORN, "cpus": CPUS, "clients": CLIENTS,
-                              "API creates/s": rate, "floor inserts/s": floor,
-                              "API / floor": f"{rate / floor:.1%}", "errors": len(errors)}
-    if errors:
-        result["first error"] = errors[0]
-    if url.startswith("postgresql"):
-        raw = concurrently(CLIENTS, HTTP_SECONDS, raw_inserts(url, scene))
-        result.update({"raw psycopg inserts/s": raw, "API / raw": f"{rate / raw:.1%}",
-                       "floor / raw": f"{floor / raw:.1%}"})
-    return result
 
 
 # -- the harness entry point ----------------------------------------------------------------
