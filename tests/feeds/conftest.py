@@ -18,6 +18,7 @@ from labbook.feeds import services
 from labbook.instruments.models import Facility, Instrument
 from labbook.teams.models import Team
 from tests import factories
+from tests.feeds.import_support import NATIONAL_DAY, Site, ics
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -95,3 +96,25 @@ def feed_url(app):  # type: ignore[no-untyped-def]
         return f"/feeds/{secret}.ics"
 
     return _make
+
+
+# -- the closure import (tests/feeds/test_imports.py, test_import_*.py) ----------------------
+
+
+@pytest.fixture
+def lab(app):
+    """A facility in Asia/Shanghai with two instruments and its manager (committed)."""
+    facility = factories.make_facility(code="NANO", timezone="Asia/Shanghai")
+    sem = factories.make_instrument(facility, name="SEM")
+    xrd = factories.make_instrument(facility, name="XRD")
+    manager = factories.make_user_with_role("facility_manager", facility=facility)
+    db.session.commit()
+    return facility, [sem, xrd], manager
+
+
+@pytest.fixture
+def site():
+    server = Site()
+    server.routes["/holidays.ics"] = (200, "text/calendar; charset=utf-8", ics(NATIONAL_DAY), {})
+    yield server
+    server.stop()

@@ -1,16 +1,14 @@
 """Closure import from iCalendar (labbook/feeds/imports.py, its pages and its command): every
 event becomes a closure on every instrument of the facility, all-day events on the
-facility's wall clock, timed ones at the right instant; importing again updates by UID;
-anything wrong stops the whole import with a message naming the problem and writes
-nothing. URLs are fetched from a real HTTP server on loopback."""
+facility's wall clock; importing again updates by UID; cancelled events and bookings inside
+a closure are cancelled, owners told; a dry run previews exactly; anything that cannot be
+placed stops the whole import with a message naming the problem and writes nothing.
+Reading the file is tested in test_import_parse.py, fetching by URL in test_import_fetch.py."""
 from __future__ import annotations
 
 import io
 import re
-import socket
-import threading
-from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,77 +16,25 @@ import sqlalchemy as sa
 
 from labbook.audit import AuditEntry
 from labbook.bookings import outages, services
-from labbook.bookings.models import Booking, Outage, Reservation
+from labbook.bookings.models import Booking, Outage
 from labbook.errors import Forbidden, ValidationError
 from labbook.extensions import db
-from labbook.feeds import import_fetch, imports
 from labbook.notifications.models import Notification
 from tests import factories
 from tests.conftest import csrf_token, login
+from tests.feeds.import_support import (
+    BERLIN_VISIT,
+    NATIONAL_DAY,
+    NOW,
+    UTC,
+    _closures,
+    _count,
+    _import,
+    _snapshot,
+    ics,
+)
 
-UTC = timezone.utc
-NOW = datetime(2030, 6, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-
-
-def ics(*events: str, method: str | None = None) -> bytes:
-    """A calendar with ``events`` (VEVENT bodies, one property per line), CRLF-terminated."""
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//closures//EN"]
-    if method:
-        lines.append(f"METHOD:{method}")
-    for body in events:
-        lines += ["BEGIN:VEVENT", *[line.strip() for line in body.strip().splitlines()],
-                  "END:VEVENT"]
-    lines.append("END:VCALENDAR")
-    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
-
-
-NATIONAL_DAY = """
-UID:national-day-2030@holidays.example
-DTSTAMP:20300101T000000Z
-SUMMARY:国庆节
-DTSTART;VALUE=DATE:20301001
-DTEND;VALUE=DATE:20301008
-"""
-BERLIN_VISIT = """
-UID:berlin-service@vendor.example
-DTSTAMP:20300101T000000Z
-SUMMARY:Vendor service (Berlin time)
-DTSTART;TZID=Europe/Berlin:20300715T090000
-DTEND;TZID=Europe/Berlin:20300715T113000
-"""
-
-
-@pytest.fixture
-def lab(app):
-    """A facility in Asia/Shanghai with two instruments and its manager (committed)."""
-    facility = factories.make_facility(code="NANO", timezone="Asia/Shanghai")
-    sem = factories.make_instrument(facility, name="SEM")
-    xrd = factories.make_instrument(facility, name="XRD")
-    manager = factories.make_user_with_role("facility_manager", facility=facility)
-    db.session.commit()
-    return facility, [sem, xrd], manager
-
-
-def _closures(facility, *where):
-    db.session.expire_all()
-    return db.session.scalars(
-        sa.select(Outage).join(Outage.instrument)
-        .where(Outage.external_uid.is_not(None), *where)
-        .order_by(Outage.instrument_id, Outage.start_at)
-    ).all()
-
-
-def _count(model, *where) -> int:
-    return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
-
-
-def _import(facility, manager, data, **kw):
-    return imports.import_closures(manager, facility, data, now=kw.pop("now", NOW), **kw)
-
-
-def _snapshot():
-    return (_count(Reservation), _count(AuditEntry), _count(Notification))
 
 
 # -- the service ------------------------------------------------------------------------------
@@ -106,23 +52,6 @@ def test_all_day_holiday_closes_every_instrument_from_local_midnight(lab):
         assert (row.outage_kind, row.state, row.title) == ("closure", "scheduled", "国庆节")
         assert row.external_uid == "national-day-2030@holidays.example"
     assert _count(AuditEntry, AuditEntry.action == "closures.import") == 1
-
-
-def test_timed_event_with_tzid_lands_at_the_right_instant(lab):
-    facility, _instruments, manager = lab
-    floating = """
-    UID:floating@x
-    SUMMARY:Power work
-    DTSTART:20300716T080000
-    DURATION:PT2H
-    """
-    _import(facility, manager, ics(BERLIN_VISIT, floating))
-    berlin = _closures(facility, Outage.external_uid == "berlin-service@vendor.example")
-    assert {(r.start_at, r.end_at) for r in berlin} == {  # CEST is UTC+2
-        (datetime(2030, 7, 15, 7, tzinfo=UTC), datetime(2030, 7, 15, 9, 30, tzinfo=UTC))}
-    local = _closures(facility, Outage.external_uid == "floating@x")
-    assert {(r.start_at, r.end_at) for r in local} == {  # floating: the facility's clock
-        (datetime(2030, 7, 16, 0, tzinfo=UTC), datetime(2030, 7, 16, 2, tzinfo=UTC))}
 
 
 def test_reimporting_the_same_file_changes_nothing(lab):
@@ -192,64 +121,6 @@ def test_dry_run_previews_exactly_and_writes_nothing(lab):
     assert real.counts == preview.counts and real.affected == preview.affected
 
 
-def test_repeating_event_expands_with_exceptions_and_follows_changes(lab):
-    facility, _instruments, manager = lab
-    weekly = """
-    UID:weekly-shutdown@x
-    SUMMARY:Weekly shutdown
-    DTSTART;TZID=Asia/Shanghai:20300701T180000
-    DTEND;TZID=Asia/Shanghai:20300701T200000
-    RRULE:FREQ=WEEKLY;COUNT=4
-    EXDATE;TZID=Asia/Shanghai:20300708T180000
-    """
-    result = _import(facility, manager, ics(weekly))
-    assert result.counts["created"] == 6  # 3 occurrences x 2 instruments
-    keys = sorted({r.external_uid for r in _closures(facility)})
-    assert keys == ["weekly-shutdown@x#20300701T100000Z", "weekly-shutdown@x#20300715T100000Z",
-                    "weekly-shutdown@x#20300722T100000Z"]
-    fewer = weekly.replace("COUNT=4", "COUNT=2")
-    result = _import(facility, manager, ics(fewer))
-    assert result.counts["unchanged"] == 2 and result.counts["cancelled"] == 4
-    live = {r.external_uid for r in _closures(facility, Outage.state == "scheduled")}
-    assert live == {"weekly-shutdown@x#20300701T100000Z"}
-
-
-def test_yearly_rule_with_a_moved_occurrence_stops_at_the_horizon(lab):
-    facility, _instruments, manager = lab
-    new_year = """
-    UID:new-year@x
-    SUMMARY:元旦
-    DTSTART;VALUE=DATE:20300101
-    RRULE:FREQ=YEARLY;UNTIL=20331231
-    """
-    moved = """
-    UID:new-year@x
-    SUMMARY:元旦（补）
-    RECURRENCE-ID;VALUE=DATE:20310101
-    DTSTART;VALUE=DATE:20310102
-    """
-    result = _import(facility, manager, ics(new_year, moved))
-    assert result.past == 1  # 2030-01-01 is before NOW; 2032 and 2033 are past the horizon
-    assert [(e.key, e.summary) for e in result.events] == [("new-year@x#20310101", "元旦（补）")]
-    assert any("import the calendar again later" in note for note in result.notes)
-    rows = _closures(facility)
-    assert {(r.start_at, r.end_at) for r in rows} == {
-        (datetime(2031, 1, 1, 16, tzinfo=UTC), datetime(2031, 1, 2, 16, tzinfo=UTC))}
-
-
-def test_method_cancel_and_events_without_uid(lab):
-    facility, _instruments, manager = lab
-    anonymous = "SUMMARY:Shutdown\nDTSTART;VALUE=DATE:20301110\nDURATION:P2D"
-    first = _import(facility, manager, ics(anonymous, NATIONAL_DAY))
-    assert first.counts["created"] == 4
-    rows = _closures(facility, Outage.title == "Shutdown")
-    assert {r.end_at - r.start_at for r in rows} == {timedelta(days=2)}
-    assert _import(facility, manager, ics(anonymous)).counts["unchanged"] == 2
-    cancel = _import(facility, manager, ics(NATIONAL_DAY, method="CANCEL"))
-    assert cancel.counts["cancelled"] == 2
-    assert {r.state for r in _closures(facility, Outage.title == "国庆节")} == {"cancelled"}
-
-
 def test_closure_cancelled_by_a_manager_stays_cancelled(lab):
     facility, instruments, manager = lab
     _import(facility, manager, ics(NATIONAL_DAY))
@@ -258,13 +129,6 @@ def test_closure_cancelled_by_a_manager_stays_cancelled(lab):
     result = _import(facility, manager, ics(NATIONAL_DAY))
     assert dict(result.counts) == {"unchanged": 2}
     assert db.session.get(Outage, kept_open.id).state == "cancelled"
-
-
-def test_past_events_are_skipped(lab):
-    facility, _instruments, manager = lab
-    past = NATIONAL_DAY.replace("2030", "2029").replace("national-day-2029", "nd-2029")
-    result = _import(facility, manager, ics(past, NATIONAL_DAY))
-    assert result.past == 1 and len(result.events) == 1 and result.counts["created"] == 2
 
 
 def test_event_covered_by_an_outage_is_skipped_there(lab):
@@ -289,44 +153,6 @@ def test_event_that_cannot_be_placed_stops_everything(lab):
     assert _snapshot() == before
 
 
-@pytest.mark.parametrize("data, words", [
-    (b"hello, world", "not an iCalendar file"),
-    (b"<!doctype html><html><body>Holidays</body></html>", "not an iCalendar file"),
-    (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VCALENDAR\r\n", "malformed"),
-    (b"BEGIN:VCALENDAR\r\n\xff\xfe\r\nEND:VCALENDAR\r\n", "UTF-8"),
-    (ics("UID:a\nSUMMARY:Lost"), "“Lost” has no start"),
-    (ics("UID:a\nSUMMARY:Nowhere\nDTSTART;TZID=Mars/Olympus:20301001T090000\n"
-         "DURATION:PT1H"), "unknown time zone: Mars/Olympus"),
-    (ics("UID:a\nSUMMARY:Backwards\nDTSTART:20301001T090000Z\nDTEND:20301001T080000Z"),
-     "“Backwards” (2030-10-01) ends before it starts"),
-    (ics("UID:a\nSUMMARY:Odd\nDTSTART:20301001T090000Z\nDURATION:PT1H\nRRULE:FREQ=SOMETIMES"),
-     "“Odd” has an unreadable RRULE"),
-    (ics("UID:a\nSUMMARY:Twice\nDTSTART;VALUE=DATE:20301001",
-         "UID:a\nSUMMARY:Twice\nDTSTART;VALUE=DATE:20301002"), "Two events share the UID"),
-])
-def test_bad_files_are_refused_with_a_clear_message(lab, data, words):
-    facility, _instruments, manager = lab
-    before = _snapshot()
-    with pytest.raises(ValidationError) as info:
-        _import(facility, manager, data)
-    assert words in info.value.message and info.value.fields["calendar"]
-    assert _snapshot() == before
-
-
-def test_too_big_and_too_many_are_refused(app, lab):
-    facility, _instruments, manager = lab
-    app.config["LABBOOK_IMPORT_MAX_BYTES"] = 200
-    try:
-        with pytest.raises(ValidationError, match="too big"):
-            _import(facility, manager, ics(NATIONAL_DAY, BERLIN_VISIT))
-    finally:
-        app.config["LABBOOK_IMPORT_MAX_BYTES"] = 2 * 1024 * 1024
-    daily = "UID:d\nSUMMARY:Every night\nDTSTART:20300601T200000Z\nDURATION:PT1H\nRRULE:FREQ=HOURLY"
-    with pytest.raises(ValidationError, match="more than 2000 events"):
-        _import(facility, manager, ics(daily))
-    assert _count(Outage) == 0
-
-
 def test_only_the_facilitys_managers_may_import(lab):
     facility, _instruments, _manager = lab
     for role in ("researcher", "team_lead", "finance", "facility_manager"):
@@ -334,115 +160,6 @@ def test_only_the_facilitys_managers_may_import(lab):
             _import(facility, factories.make_user_with_role(role), ics(NATIONAL_DAY))
     admin = factories.make_user_with_role("admin")
     assert _import(facility, admin, ics(NATIONAL_DAY)).counts["created"] == 2
-
-
-# -- fetching by URL from a real HTTP server on loopback -------------------------------------
-
-
-class Site:
-    """A tiny HTTP server: ``routes`` maps a path to (status, content type, body, headers)."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, tuple[int, str, bytes, dict[str, str]]] = {}
-        routes = self.routes
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
-                status, kind, body, headers = routes.get(
-                    self.path, (404, "text/plain", b"not found", {}))
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
-
-
-@pytest.fixture
-def site():
-    server = Site()
-    server.routes["/holidays.ics"] = (200, "text/calendar; charset=utf-8", ics(NATIONAL_DAY), {})
-    yield server
-    server.stop()
-
-
-def test_fetch_url_reads_a_calendar_from_a_web_server(app, lab, site):
-    facility, _instruments, manager = lab
-    data = import_fetch.fetch_url(site.url("/holidays.ics"))
-    assert b"national-day-2030" in data
-    webcal = site.url("/holidays.ics").replace("http://", "webcal://")
-    assert import_fetch.check_url(webcal).startswith("https://")
-    assert _import(facility, manager, data).counts["created"] == 2
-
-
-def _refused(url: str) -> str:
-    with pytest.raises(ValidationError) as info:
-        import_fetch.fetch_url(url)
-    return info.value.message
-
-
-def test_fetch_url_refuses_other_schemes(app):
-    for url in ("ftp://example.org/x.ics", "file:///etc/passwd", "javascript:alert(1)",
-                "data:text/calendar,BEGIN:VCALENDAR"):
-        assert "Only http://, https:// and webcal://" in _refused(url)
-    assert "no host" in _refused("http:///x.ics")
-
-
-def test_fetch_url_explains_server_and_content_problems(app, site):
-    site.routes["/page"] = (200, "text/html; charset=utf-8", b"<html>Holidays</html>", {})
-    site.routes["/plain"] = (200, "text/plain", b"Holidays: Oct 1", {})
-    site.routes["/away"] = (302, "text/plain", b"", {"Location": "file:///etc/passwd"})
-    assert "127.0.0.1 answered 404" in _refused(site.url("/missing.ics"))
-    assert "text/html document, not a calendar" in _refused(site.url("/page"))
-    assert "did not return an iCalendar file" in _refused(site.url("/plain"))
-    assert "redirects to something other than http" in _refused(site.url("/away"))
-
-
-def test_fetch_url_refuses_too_big_answers(app, site):
-    app.config["LABBOOK_IMPORT_MAX_BYTES"] = 100
-    try:
-        assert "too big" in _refused(site.url("/holidays.ics"))
-    finally:
-        app.config["LABBOOK_IMPORT_MAX_BYTES"] = 2 * 1024 * 1024
-
-
-def test_fetch_url_reports_unreachable_and_silent_hosts(app):
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    assert "Could not reach 127.0.0.1" in _refused(f"http://127.0.0.1:{port}/x.ics")
-    with socket.socket() as silent:  # accepts connections, never answers
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(1)
-        app.config["LABBOOK_IMPORT_TIMEOUT"] = 0.3
-        try:
-            message = _refused(f"http://127.0.0.1:{silent.getsockname()[1]}/x.ics")
-        finally:
-            app.config["LABBOOK_IMPORT_TIMEOUT"] = 10
-    assert "did not answer within" in message or "Could not reach" in message
-
-
-def test_error_messages_do_not_repeat_secret_urls(app, site):
-    message = _refused(site.url("/private-token-s3cr3t/basic.ics"))
-    assert "s3cr3t" not in message
-    assert imports.safe_source("https://user:pw@cal.example/a/private-s3cr3t/basic.ics?k=1") \
-        == "https://cal.example/…/basic.ics"
 
 
 # -- the pages --------------------------------------------------------------------------------
