@@ -1,7 +1,8 @@
 """Booking creates over HTTP (bench_bookings.py's ``http`` figure): gunicorn serving the app
 with CLIENTS keep-alive clients, each on its own instrument; the *floor*, a bare route that
 stores one ORM row, measured the same way; and on PostgreSQL a raw psycopg insert loop at the
-same concurrency, the yardstick of issue 3 (target: the API at >= 25 % of it)."""
+same concurrency, the yardstick of issue 3 (target: the API at >= 25 % of it), next to a bare
+Flask app running a checked booking's eight statements as plain SQL (``bare_app``)."""
 from __future__ import annotations
 
 import http.client
@@ -63,17 +64,65 @@ def gunicorn_app() -> Flask:
     return app
 
 
+# The statements a checked booking needs, as plain SQL (PostgreSQL): what ``bare_app`` runs.
+BARE_SQL = (
+    ("SELECT id, user_id, revoked_at FROM api_tokens WHERE token_hash = %(token)s", True),
+    ("SELECT * FROM instruments WHERE id = %(instrument_id)s", True),
+    ("SELECT * FROM accounts WHERE id = %(account_id)s", True),
+    ("SELECT pg_advisory_xact_lock(19522, %(instrument_id)s)", True),
+    ("SELECT id FROM reservations WHERE instrument_id = %(instrument_id)s AND state IN "
+     "('pending', 'confirmed', 'in_use') AND block_end > %(start)s AND start_at < %(end)s", True),
+    ("INSERT INTO reservations (kind, instrument_id, start_at, end_at, block_end, state, "
+     "sequence, created_at, updated_at, user_id, team_id, account_id, purpose, assisted, "
+     "buffer_minutes, late_cancel) VALUES ('booking', %(instrument_id)s, %(start)s, %(end)s, "
+     "%(end)s, 'confirmed', 0, now(), now(), %(user_id)s, %(team_id)s, %(account_id)s, "
+     "'bare', false, 0, false) RETURNING id", True),
+    ("INSERT INTO audit_log (at, actor_id, action, object_type, object_id) VALUES "
+     "(now(), %(user_id)s, 'booking.create', 'Booking', 'bare')", False),
+    ("INSERT INTO notifications (user_id, kind, params, created_at, mail_pending) VALUES "
+     "(%(user_id)s, 'booking_confirmed', '{}', now(), true)", False),
+)
+
+
+def bare_app() -> Flask:
+    """A bare Flask app, not labbook: ``POST /create`` runs the eight statements of
+    ``BARE_SQL`` on one psycopg connection per worker and commits, with no ORM, no token
+    check, no rules, no schema. It is the most any Flask endpoint doing a checked booking's
+    round trips can reach on this machine (PostgreSQL only)."""
+    bare = Flask("bare")
+    connection: list[psycopg.Connection] = []
+    conninfo = sa.engine.make_url(os.environ[APP_URL_ENV]).set(
+        drivername="postgresql").render_as_string(hide_password=False)
+
+    @bare.post("/create")
+    def create() -> Any:
+        if not connection:
+            connection.append(psycopg.connect(conninfo))
+        values = {**request.get_json(), "token": "bench"}
+        with connection[0].cursor() as cursor:
+            for sql, answers in BARE_SQL:
+                cursor.execute(sql, values)
+                if answers:
+                    cursor.fetchall()
+        connection[0].commit()
+        return jsonify({}), 201
+
+    return bare
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def start_gunicorn(url: str, log: Path) -> tuple[subprocess.Popen, int]:
-    """Serve the app on ``url``'s database; returns once the port accepts connections."""
+def start_gunicorn(url: str, log: Path, target: str = "gunicorn_app()"
+                   ) -> tuple[subprocess.Popen, int]:
+    """Serve ``target`` (a factory of this module) on ``url``'s database; returns once the
+    port accepts connections."""
     port = _free_port()
     command = [sys.executable, "-m", "gunicorn", *shlex.split(GUNICORN), "--bind",
-               f"127.0.0.1:{port}", "bench.bookings_http:gunicorn_app()"]
+               f"127.0.0.1:{port}", f"bench.bookings_http:{target}"]
     with log.open("w") as stderr:
         process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, APP_URL_ENV: url},
                                    stdout=subprocess.DEVNULL, stderr=stderr)
@@ -179,7 +228,21 @@ def http_throughput(app: Flask, url: str) -> dict[str, Any]:
     if errors:
         result["first error"] = errors[0]
     if url.startswith("postgresql"):
+        bare = _served(url, "bare_app()", scene, errors, "/create")
         raw = concurrently(CLIENTS, HTTP_SECONDS, raw_inserts(url, scene))
-        result.update({"raw psycopg inserts/s": raw, "API / raw": f"{rate / raw:.1%}",
-                       "floor / raw": f"{floor / raw:.1%}"})
+        result.update({"bare Flask, 8 raw statements/s": bare,
+                       "raw psycopg inserts/s": raw, "API / raw": f"{rate / raw:.1%}",
+                       "floor / raw": f"{floor / raw:.1%}", "bare / raw": f"{bare / raw:.1%}"})
     return result
+
+
+def _served(url: str, target: str, scene: Scene, errors: list[str], path: str) -> float:
+    """Creates per second of ``target`` served by gunicorn, warmed up first."""
+    with tempfile.TemporaryDirectory(prefix="labbook-gunicorn-") as tmp:
+        process, port = start_gunicorn(url, Path(tmp) / "gunicorn.log", target)
+        try:
+            concurrently(CLIENTS, 0.5, http_creates(port, scene, errors, path))
+            return concurrently(CLIENTS, HTTP_SECONDS, http_creates(port, scene, errors, path))
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
