@@ -39,6 +39,9 @@ class Config:
     LABBOOK_TIMEZONE = _env("TIMEZONE", "Asia/Shanghai")
     LABBOOK_BASE_URL = _env("BASE_URL", "http://127.0.0.1:5000")
     LABBOOK_CURRENCY = _env("CURRENCY", "CNY")
+    # A TrueType CJK font to embed in statement PDFs ("" = first known one installed,
+    # "builtin" = reportlab's non-embedded CID font); see labbook/billing/pdf.py.
+    LABBOOK_PDF_FONT = _env("PDF_FONT", "")
     LABBOOK_REDIS_URL = _env("REDIS_URL")
     LABBOOK_REMINDER_OFFSETS = _env_int_list("REMINDER_OFFSETS", "1440,60")
     LABBOOK_SMTP_HOST = _env("SMTP_HOST", "localhost")

@@ -1,17 +1,27 @@
 """Statements as PDF (SPEC section 6): one team's statement, or the whole period (one
 statement per page set), for sending to the team and archiving.
 
-Why STSong-Light: it is one of reportlab's built-in CID fonts, so Chinese team names and
-invoice titles render without shipping a font file. Why ``invariant``: a closed period
-must re-export byte-identical, and reportlab otherwise stamps the file with "now" and a
-random document id.
+The font: Chinese team names and invoice titles need a CJK font. When a TrueType one is
+available (``LABBOOK_PDF_FONT``, or else the first of ``CANDIDATES`` installed, e.g. Debian's
+fonts-wqy-zenhei) the glyphs used are embedded as a subset, so every reader shows them. Else
+(or with ``LABBOOK_PDF_FONT=builtin``) reportlab's built-in CID font STSong-Light is named
+but not embedded: Acrobat with its Asian font pack and poppler with a CJK font render it,
+other readers may not. Fonts with PostScript (CFF) outlines, such as Noto CJK, cannot be
+embedded by reportlab: they fall back to the CID font, with a warning in the log.
+
+Why ``invariant``: a closed period must re-export byte-identical, and reportlab otherwise
+stamps the file with "now" and a random document id.
 """
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 from datetime import timezone
 from typing import IO, Any
 from xml.sax.saxutils import escape
 
+from flask import current_app
 from flask_babel import gettext as _
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -19,6 +29,7 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFError, TTFont
 from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from labbook.billing.exports import stamp_of
@@ -28,17 +39,48 @@ from labbook.billing.periods import centre_zone
 from labbook.billing.statements import StatementView, statements_for
 from labbook.errors import NotFound
 
-FONT = "STSong-Light"
-_registered = False
+log = logging.getLogger(__name__)
+CID_FONT = "STSong-Light"
+BUILTIN = "builtin"
+CANDIDATES = (  # TrueType CJK fonts of common Linux packages, tried in this order
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/arphic/uming.ttc",
+)
+_registered: dict[str, str] = {}  # font file (or BUILTIN) -> registered font name
+
+
+def font_file(setting: str) -> str | None:
+    """The TrueType file to embed: the one configured, else the first candidate installed;
+    None for the built-in CID font."""
+    if setting == BUILTIN:
+        return None
+    if setting:
+        return setting
+    return next((path for path in CANDIDATES if os.path.isfile(path)), None)
 
 
 def _font() -> str:
-    """Register the CID font once per process (registration is global in reportlab)."""
-    global _registered
-    if not _registered:
-        pdfmetrics.registerFont(UnicodeCIDFont(FONT))
-        _registered = True
-    return FONT
+    """The font name to draw with, registered once per file and process (registration is
+    global in reportlab)."""
+    path = font_file(current_app.config["LABBOOK_PDF_FONT"]) or BUILTIN
+    if path not in _registered:
+        _registered[path] = _register(path)
+    return _registered[path]
+
+
+def _register(path: str) -> str:
+    if path != BUILTIN:
+        name = "labbook-" + hashlib.sha256(path.encode()).hexdigest()[:12]
+        try:
+            pdfmetrics.registerFont(TTFont(name, path, subfontIndex=0))
+            return name
+        except (TTFError, OSError, ValueError) as error:
+            log.warning("PDF font %s cannot be embedded (%s); statements use the built-in "
+                        "CID font %s", path, error, CID_FONT)
+    if CID_FONT not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(UnicodeCIDFont(CID_FONT))
+    return CID_FONT
 
 
 def _styles() -> dict[str, ParagraphStyle]:

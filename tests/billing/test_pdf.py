@@ -1,10 +1,15 @@
-"""Statement PDFs: Chinese renders (STSong-Light), totals appear, output is deterministic."""
+"""Statement PDFs: Chinese renders (an embedded TrueType subset, or the built-in CID font),
+totals appear, output is deterministic."""
 from __future__ import annotations
 
 import io
+import string
 from datetime import timezone
+from pathlib import Path
 
 import pytest
+from fontTools.fontBuilder import FontBuilder
+from fontTools.pens.ttGlyphPen import TTGlyphPen
 from pdfminer.high_level import extract_text
 
 from labbook.billing import pdf
@@ -72,3 +77,76 @@ def test_pdf_is_dated_with_the_period_close(app) -> None:
     data = render(pdf.write_period_pdf, period)
     closed = period.closed_at.astimezone(timezone.utc)
     assert f"/CreationDate (D:{closed:%Y%m%d%H%M%S}+00'00')".encode() in data
+
+
+# -- the font ---------------------------------------------------------------------------------
+
+
+def _box():  # type: ignore[no-untyped-def]
+    pen = TTGlyphPen(None)
+    pen.moveTo((100, 0))
+    pen.lineTo((100, 700))
+    pen.lineTo((500, 700))
+    pen.lineTo((500, 0))
+    pen.closePath()
+    return pen.glyph()
+
+
+@pytest.fixture
+def truetype(tmp_path: Path) -> Path:
+    """A small TrueType font (box glyphs) covering ASCII and the scene's Chinese, made here
+    so the test needs no font package."""
+    chars = sorted(set(string.printable.strip() + " " + CHINESE_TEAM + "某大学"))
+    names = {ord(c): f"uni{ord(c):04X}" for c in chars}
+    builder = FontBuilder(1000, isTTF=True)
+    builder.setupGlyphOrder([".notdef", *names.values()])
+    builder.setupCharacterMap(names)
+    builder.setupGlyf({name: _box() for name in [".notdef", *names.values()]})
+    builder.setupHorizontalMetrics({name: (600, 100) for name in [".notdef", *names.values()]})
+    builder.setupHorizontalHeader(ascent=800, descent=-200)
+    builder.setupNameTable({"familyName": "Labbook Test", "styleName": "Regular"})
+    builder.setupOS2(sTypoAscender=800, usWinAscent=800, usWinDescent=200)
+    builder.setupPost()
+    path = tmp_path / "labbook-test.ttf"
+    builder.save(str(path))
+    return path
+
+
+def test_a_truetype_font_is_embedded_as_a_subset(app, monkeypatch, truetype) -> None:
+    monkeypatch.setitem(app.config, "LABBOOK_PDF_FONT", str(truetype))
+    scene = make_scene()
+    period = closed_october()
+    data = render(pdf.write_statement_pdf, period, scene.team.id)
+    assert b"/FontFile2" in data and b"STSong-Light" not in data
+    text = extract_text(io.BytesIO(data))
+    assert CHINESE_TEAM in text and "某大学" in text and "303.69" in text
+    assert render(pdf.write_statement_pdf, get_period(OCTOBER), scene.team.id) == data
+
+
+def test_builtin_keeps_the_cid_font_unembedded(app, monkeypatch) -> None:
+    monkeypatch.setitem(app.config, "LABBOOK_PDF_FONT", "builtin")
+    scene = make_scene()
+    data = render(pdf.write_statement_pdf, closed_october(), scene.team.id)
+    assert b"STSong-Light" in data and b"/FontFile2" not in data
+    assert CHINESE_TEAM in extract_text(io.BytesIO(data))
+
+
+def test_a_font_that_cannot_be_embedded_falls_back_and_says_so(
+        app, monkeypatch, tmp_path, caplog) -> None:
+    broken = tmp_path / "not-a-font.ttf"
+    broken.write_bytes(b"this is not a font")
+    monkeypatch.setitem(app.config, "LABBOOK_PDF_FONT", str(broken))
+    scene = make_scene()
+    data = render(pdf.write_statement_pdf, closed_october(), scene.team.id)
+    assert b"STSong-Light" in data and CHINESE_TEAM in extract_text(io.BytesIO(data))
+    assert "cannot be embedded" in caplog.text
+
+
+def test_without_a_setting_the_first_installed_candidate_is_used(
+        monkeypatch, tmp_path, truetype) -> None:
+    monkeypatch.setattr(pdf, "CANDIDATES", (str(tmp_path / "missing.ttc"), str(truetype)))
+    assert pdf.font_file("") == str(truetype)
+    assert pdf.font_file("/srv/fonts/own.ttf") == "/srv/fonts/own.ttf"
+    assert pdf.font_file("builtin") is None
+    monkeypatch.setattr(pdf, "CANDIDATES", (str(tmp_path / "missing.ttc"),))
+    assert pdf.font_file("") is None
