@@ -124,19 +124,39 @@ def write_lines(period: BillingPeriod, specs: dict[str, Spec | None],
 
 
 def insert_lines(rows: list[Spec]) -> None:
-    """Insert new lines in bulk: PostgreSQL's COPY (a month's first refresh writes one row
-    per session: COPY is several times faster than batched INSERTs), else executemany."""
+    """Insert new lines in bulk (a month's first refresh writes one row per session):
+    PostgreSQL's COPY, else one driver-level executemany. Both are several times faster
+    than Core's insert of a list of dicts, which processes every value of every row."""
     connection = db.session.connection()
-    if connection.dialect.name != "postgresql":
-        db.session.execute(ChargeLine.__table__.insert(), rows)
-        return
     stamp = now_utc()
     columns = sorted(rows[0])  # every spec has the same keys (not in the same order)
+    if connection.dialect.name != "postgresql":
+        _executemany(connection, columns, rows, stamp)
+        return
     sql = f"COPY charge_lines ({', '.join(columns)}, updated_at) FROM STDIN"
     with connection.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
         for row in rows:
             copy.write_row([*(Json(row[k]) if k == "explanation" else row[k] for k in columns),
                             stamp])
+
+
+def _executemany(connection: sa.Connection, columns: list[str], rows: list[Spec],
+                 stamp: datetime) -> None:
+    """The rows (plus ``updated_at``) through the driver's executemany, each value bound by
+    its column's own type processing (the UTC timestamps, JSON, decimals), as Core would:
+    the processors are looked up once per column instead of once per value."""
+    table, dialect = ChargeLine.__table__, connection.dialect
+    names = [*columns, "updated_at"]
+    if dialect.paramstyle != "qmark":  # not SQLite: Core's own way
+        connection.execute(table.insert(), [{**row, "updated_at": stamp} for row in rows])
+        return
+    binds = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+    sql = f"INSERT INTO charge_lines ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+    connection.exec_driver_sql(sql, [
+        tuple(bind(value) if bind else value
+              for bind, value in zip(binds, [*(row[k] for k in columns), stamp]))
+        for row in rows
+    ])
 
 
 def _moved_lines(period: BillingPeriod, missing: set[str]) -> dict[str, ChargeLine]:
