@@ -10,9 +10,10 @@ from labbook.notifications.delivery import deliver_due
 
 
 def deliver_outbox(now: datetime | None = None) -> int:
-    """Send the mail that is due (job ``deliver_outbox``, every 30 s). Safe to run twice
-    or concurrently: each message is claimed atomically before it is sent, and a message
-    whose send failed waits for its backoff. Commits its own work, message by message.
+    """Compose the notifications marked for mail, then send the mail that is due (job
+    ``deliver_outbox``, every 30 s). Safe to run twice or concurrently: each notification
+    and each message is claimed atomically before it is composed or sent, and a message
+    whose send failed waits for its backoff. Commits its own work, batch by batch.
 
     :returns: how many messages were delivered.
     :raises sqlalchemy.exc.SQLAlchemyError: when the database fails (after a rollback;
