@@ -90,6 +90,16 @@ def paginate(
     }
 
 
+def check_window(start: Any, end: Any) -> None:
+    """A ``from``/``to`` query window must not be empty (either bound may be absent).
+
+    :raises ValidationError: ``to`` not after ``from``.
+    """
+    if start is not None and end is not None and end <= start:
+        raise ValidationError(_("The request has invalid parameters."),
+                              {"to": [_("Must be after from.")]})
+
+
 def optional_json_body() -> dict[str, Any]:
     """The request's JSON object, or ``{}`` when the request has no body at all (for
     actions whose properties are all optional).

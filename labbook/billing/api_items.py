@@ -15,7 +15,7 @@ from flask import Response, jsonify, request
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from labbook.api import ID, bp, json_body, paginate
+from labbook.api import ID, bp, check_window, json_body, paginate
 from labbook.api.openapi import component, operation, page_of
 from labbook.api.schema import (
     MAX_ID,
@@ -40,7 +40,7 @@ from labbook.billing.items import (
 from labbook.billing.models import UsageItem
 from labbook.billing.periods import centre_zone
 from labbook.db import run_with_retry
-from labbook.errors import NotFound, ValidationError
+from labbook.errors import NotFound
 from labbook.extensions import db
 from labbook.feeds.api import answers
 
@@ -121,9 +121,7 @@ def list_usage_items() -> Response:
     args = ITEM_QUERY.parse_query(request.args)
     user = current_user._get_current_object()
     authorize(_may_read(user), _("Only finance and facility managers see usage items."))
-    if "from" in args and "to" in args and args["to"] <= args["from"]:
-        raise ValidationError(_("The request has invalid parameters."),
-                              {"to": [_("Must be after from.")]})
+    check_window(args.get("from"), args.get("to"))
     stmt = visible_items(user)
     if "facility_id" in args:
         mine = items_of({args["facility_id"]}).with_only_columns(UsageItem.id)

@@ -22,7 +22,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
-from labbook.api import ID, bp, json_body, optional_json_body, paginate
+from labbook.api import ID, bp, check_window, json_body, optional_json_body, paginate
 from labbook.api.openapi import component, operation, page_of
 from labbook.api.schema import (
     MAX_ID,
@@ -44,7 +44,7 @@ from labbook.bookings.models import Booking
 from labbook.bookings.models.reservations import BOOKING_STATES
 from labbook.bookings.services import approve_booking, reject_booking, reschedule_booking
 from labbook.bookings.usage import change_purpose, check_in, check_out
-from labbook.errors import Conflict, NotFound, ValidationError
+from labbook.errors import Conflict, NotFound
 from labbook.extensions import db
 from labbook.instruments.models import Instrument
 
@@ -176,9 +176,7 @@ def _filtered(user: User, args: dict[str, Any]) -> sa.Select:
         stmt = stmt.where(Booking.instrument_id == args["instrument"])
     if "state" in args:
         stmt = stmt.where(Booking.state.in_(args["state"]))
-    if "from" in args and "to" in args and args["to"] <= args["from"]:
-        raise ValidationError(_("The request has invalid parameters."),
-                              {"to": [_("Must be after from.")]})
+    check_window(args.get("from"), args.get("to"))
     if "from" in args:
         stmt = stmt.where(Booking.end_at > args["from"])
     if "to" in args:

@@ -13,7 +13,7 @@ from flask import Response, jsonify, request
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from labbook.api import ID, bp, json_body, paginate
+from labbook.api import ID, bp, check_window, json_body, paginate
 from labbook.api.openapi import component, operation, page_of
 from labbook.api.schema import (
     MAX_ID,
@@ -192,9 +192,7 @@ def create_outage() -> Response:
 def _filtered(args: dict[str, Any]) -> sa.Select:
     """:raises ValidationError: ``to`` not after ``from``."""
     start = args.get("from", now_utc())
-    if "to" in args and args["to"] <= start:
-        raise ValidationError(_("The request has invalid parameters."),
-                              {"to": [_("Must be after from.")]})
+    check_window(start, args.get("to"))
     stmt = sa.select(Outage).where(Outage.state.in_(args.get("state", ["scheduled"])),
                                    sa.or_(Outage.end_at.is_(None), Outage.end_at > start))
     if "to" in args:
