@@ -134,6 +134,16 @@ def test_list_is_open_to_every_signed_in_user(client, scene):
     assert client.get("/api/v1/outages").status_code == 401
 
 
+@pytest.mark.parametrize("query", [
+    {"from": "2030-01-08T00:00:00+08:00", "to": "2030-01-07T00:00:00+08:00"},
+    {"to": "2020-01-01T00:00:00+08:00"},  # before "from", which defaults to now
+])
+def test_list_with_an_empty_window_is_422(client, scene, query):
+    response = client.get("/api/v1/outages", query_string=query, headers=scene["headers"])
+    assert response.status_code == 422
+    assert response.json["error"]["fields"]["to"] == ["Must be after from."]
+
+
 def _unplanned(scene):
     now = now_utc()
     result = outages.schedule_outage(scene["manager"], scene["instrument"],
