@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -84,12 +85,23 @@ def wants_mail(recipient: User, note: Notification, off: set[tuple[int, str]]) -
     return bool(recipient.active and recipient.email) and (recipient.id, note.kind) not in off
 
 
-def outbox_message(recipient: User, note: Notification, now: datetime) -> OutboxMessage:
-    """The rendered mail for ``note`` (not added to the session)."""
+def reservations_of(notes: list[Notification]) -> dict[int, Any]:
+    """The bookings and outages the notes are about, with their instruments and facilities
+    (what the mail and its ``.ics`` show), in one query for the whole batch."""
     from labbook.bookings.models import Reservation  # bookings imports notifications
+    from labbook.instruments.models import Instrument
 
-    reservation = (db.session.get(Reservation, note.reservation_id)
-                   if note.reservation_id is not None else None)
+    ids = {note.reservation_id for note in notes if note.reservation_id is not None}
+    if not ids:
+        return {}
+    return {row.id: row for row in db.session.scalars(
+        sa.select(Reservation).where(Reservation.id.in_(ids))
+        .options(joinedload(Reservation.instrument).joinedload(Instrument.facility)))}
+
+
+def outbox_message(recipient: User, note: Notification, reservation: Any,
+                   now: datetime) -> OutboxMessage:
+    """The rendered mail for ``note`` about ``reservation`` (not added to the session)."""
     mail = render.render_mail(recipient, note, reservation)
     domain = current_app.config["LABBOOK_SMTP_SENDER"].rpartition("@")[2] or "labbook"
     return OutboxMessage(
@@ -123,12 +135,13 @@ def compose_batch(now: datetime, batch: int) -> tuple[int, int]:
         .options(joinedload(Notification.user))
     ).all()
     off = _turned_off(list(notes))
+    reservations = reservations_of(list(notes))
     queued = 0
     for note in notes:
         if not wants_mail(note.user, note, off):
             continue
         try:
-            message = outbox_message(note.user, note, now)
+            message = outbox_message(note.user, note, reservations.get(note.reservation_id), now)
         except Exception:  # noqa: BLE001 - see the module docstring
             log.exception("could not compose the mail of notification %s (%s)",
                           note.id, note.kind)

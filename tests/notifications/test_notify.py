@@ -148,3 +148,24 @@ def test_the_delivery_run_composes_before_it_sends(app, smtp_sink):
 def test_unknown_kind_is_a_programming_error(app):
     with pytest.raises(ValueError):
         notify(make_user(), "nonsense")
+
+
+def test_a_batch_reads_its_bookings_in_one_query(app):
+    bookings = [make_booking(purpose=f"run {n}") for n in range(4)]
+    for booking in bookings:
+        notify_owner(booking, "booking_confirmed")
+    db.session.commit()
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert compose() == 4
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    reads = [s for s in seen
+             if s.lstrip().upper().startswith("SELECT") and "FROM reservations" in s]
+    assert len(reads) == 1, reads
+    assert {m.ics is not None for m in _messages()} == {True}
