@@ -97,13 +97,6 @@ def listed_periods(now: datetime | None = None) -> list[BillingPeriod]:
     ))
 
 
-def is_closed(moment: datetime) -> bool:
-    """Is the billing period containing ``moment`` closed?"""
-    return db.session.scalar(
-        sa.select(BillingPeriod.closed_at).where(BillingPeriod.month == month_of(moment))
-    ) is not None
-
-
 def first_open_month(after: date) -> date:
     """The first month from ``after`` on whose period is not closed."""
     closed = set(db.session.scalars(
